@@ -1,0 +1,37 @@
+//! Generates the Fabric messages (and, with the `grpc` feature, the AtomicBroadcast
+//! service) with protox, a pure-Rust proto compiler, so no system `protoc` is needed.
+
+use std::path::PathBuf;
+
+const FILES: &[&str] = &[
+    "common/common.proto",
+    "common/configtx.proto",
+    "common/configuration.proto",
+    "common/policies.proto",
+    "msp/identities.proto",
+    "msp/msp_config.proto",
+    "msp/msp_principal.proto",
+    "orderer/ab.proto",
+    "orderer/configuration.proto",
+    "orderer/etcdraft/configuration.proto",
+    "orderer/etcdraft/metadata.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from("fabric");
+    println!("cargo:rerun-if-changed=fabric");
+    let fds = protox::compile(FILES, [&root])?;
+
+    let mut config = prost_build::Config::new();
+    // Bytes fields share the decoded frame instead of copying; BTreeMaps make our own
+    // encodings of config maps deterministic (sorted keys).
+    config.bytes(["."]);
+    config.btree_map(["."]);
+
+    let grpc = std::env::var_os("CARGO_FEATURE_GRPC").is_some();
+    tonic_prost_build::configure()
+        .build_server(grpc)
+        .build_client(grpc)
+        .compile_fds_with_config(fds, config)?;
+    Ok(())
+}

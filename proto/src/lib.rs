@@ -1,0 +1,24 @@
+//! Protobuf messages compatible field-for-field with Hyperledger Fabric v2.5.
+//!
+//! The `.proto` sources live in `proto/fabric/`; code is generated at build time.
+
+#![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
+
+pub mod common {
+    include!(concat!(env!("OUT_DIR"), "/common.rs"));
+}
+
+pub mod msp {
+    include!(concat!(env!("OUT_DIR"), "/msp.rs"));
+}
+
+pub mod orderer {
+    include!(concat!(env!("OUT_DIR"), "/orderer.rs"));
+
+    pub mod etcdraft {
+        include!(concat!(env!("OUT_DIR"), "/etcdraft.rs"));
+    }
+}
+
+pub use prost::Message;
+pub use prost_types::Timestamp;
