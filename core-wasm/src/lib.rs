@@ -5,6 +5,7 @@
 //! which the wasm component imports from the host and the native build implements with
 //! RustCrypto. The same inputs give the same blocks in both builds.
 
+pub mod blockheader;
 pub mod crypto;
 pub mod rejection;
 
