@@ -57,12 +57,18 @@ mod tests {
     #[test]
     fn matches_fabric_example() {
         let der = header_der(&header(1, b"foo", b"bar"));
-        assert_eq!(hex::encode(der), "300d020101040366 6f6f0403626172".replace(' ', ""));
+        assert_eq!(
+            hex::encode(der),
+            "300d020101040366 6f6f0403626172".replace(' ', "")
+        );
     }
 
     #[test]
     fn empty_hash_and_zero_number() {
-        assert_eq!(hex::encode(header_der(&header(0, b"", b""))), "3007020100040004 00".replace(' ', ""));
+        assert_eq!(
+            hex::encode(header_der(&header(0, b"", b""))),
+            "3007020100040004 00".replace(' ', "")
+        );
     }
 
     #[test]
@@ -82,7 +88,8 @@ mod tests {
     #[test]
     fn fixture_genesis_header_hash() {
         let data_hash =
-            hex::decode("03239b99e8fea5672dd018b27ef441de377930a0dacd6b3fbabe2465d4bbc1cf").unwrap();
+            hex::decode("03239b99e8fea5672dd018b27ef441de377930a0dacd6b3fbabe2465d4bbc1cf")
+                .unwrap();
         let h = header_hash(&header(0, b"", &data_hash), &NativeCrypto);
         assert_eq!(
             hex::encode(h),

@@ -6,7 +6,10 @@
 //! RustCrypto. The same inputs give the same blocks in both builds.
 
 pub mod blockheader;
+pub mod config;
 pub mod crypto;
+pub mod filters;
+pub mod msp;
 pub mod rejection;
 
 pub use crypto::{Crypto, NativeCrypto};

@@ -28,7 +28,13 @@ impl Rejection {
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.status.as_str_name(), self.status as i32, self.info)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.status.as_str_name(),
+            self.status as i32,
+            self.info
+        )
     }
 }
 

@@ -1,1 +1,107 @@
-fn main() {}
+//! `orderer`: a Hyperledger Fabric compatible ordering service whose filters, block
+//! cutter and block builder run as a WebAssembly component, plus a client for people.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use orderer::{bootstrap, client, component, config, identity, registrar, server};
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "orderer",
+    version,
+    about = "A Fabric-compatible ordering service with a wasm ordering core"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the orderer (no flags: the embedded dev default).
+    Start(config::StartArgs),
+    /// Send signed envelopes and report acks/s and status counts.
+    Broadcast(client::BroadcastArgs),
+    /// Fetch blocks, verifying the hash chain and the orderer signatures.
+    Deliver(client::DeliverArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ORDERER_LOG")
+                .unwrap_or_else(|_| "info,wasmtime=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Start(args) => start(args).await,
+            Command::Broadcast(args) => client::broadcast(args).await,
+            Command::Deliver(args) => client::deliver(args).await,
+        }
+    });
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn start(args: config::StartArgs) -> Result<()> {
+    let listen = args.listen_address();
+    let mut genesis_blocks = args.genesis_blocks.clone();
+    let (msp_dir, msp_id) = match (&args.msp_dir, &args.msp_id) {
+        (Some(dir), Some(id)) => (dir.clone(), id.clone()),
+        (Some(_), None) => {
+            bail!("--msp-id (ORDERER_GENERAL_LOCALMSPID) is required with --msp-dir")
+        }
+        (None, Some(_)) => {
+            bail!("--msp-dir (ORDERER_GENERAL_LOCALMSPDIR) is required with --msp-id")
+        }
+        (None, None) => {
+            let dev = bootstrap::ensure_dev_network(&args.data_dir, &listen)?;
+            println!("dev default: channel {}", dev.channel_id);
+            println!(
+                "dev default: client identity {} at {}",
+                dev.client_msp_id,
+                dev.client_msp_dir.display()
+            );
+            genesis_blocks.push(dev.genesis_block_path.clone());
+            (dev.orderer_msp_dir, dev.orderer_msp_id)
+        }
+    };
+    let signer = Arc::new(identity::Signer::from_msp_dir(&msp_dir, &msp_id)?);
+    let core = Arc::new(component::CoreComponent::builtin()?);
+    let (name, version) = core.describe()?;
+    tracing::info!("ordering core {name} {version} (wasm component)");
+
+    let registrar = Arc::new(registrar::Registrar::new(
+        args.data_dir.clone(),
+        core,
+        signer,
+    ));
+    registrar.open_existing()?;
+    for path in &genesis_blocks {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("genesis block {}", path.display()))?;
+        let (channel, joined) = registrar
+            .join(&bytes)
+            .with_context(|| format!("genesis block {}", path.display()))?;
+        if matches!(joined, registrar::Joined::New) {
+            tracing::info!(channel, "joined channel from {}", path.display());
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listen address {listen}"))?;
+    let addr = listener.local_addr()?;
+    for (channel, height) in registrar.channels() {
+        println!("serving channel {channel} (height {height}) on {addr}");
+    }
+    println!("listening on {addr}");
+    server::serve(listener, registrar).await
+}

@@ -1,0 +1,731 @@
+//! Fabric's Broadcast processing for a standard channel (`orderer/common/broadcast`,
+//! `multichannel.Registrar.BroadcastChannelSupport`, `msgprocessor.StandardChannel`)
+//! and the Deliver access check (`common/deliver/acl.go`).
+//!
+//! Order, as in Fabric: the channel header is read (registrar), the message is
+//! classified by header type, then the standard channel filters run, the first
+//! failure deciding: empty, max bytes, expiration, signature (`/Channel/Writers`).
+//!
+//! Policies are not evaluated from the config yet: `/Channel/Writers` and
+//! `/Channel/Readers` are taken as configtxgen's defaults (ImplicitMeta ANY over the
+//! Orderer and Application groups, ANY over their orgs, each org's policy being a
+//! `member` signature). So "satisfied" means: the creator is a valid identity of an
+//! MSP of the channel (of an orderer org in maintenance mode) and its signature over
+//! the payload verifies, low-S.
+
+use fabric_protos::common::{
+    ChannelHeader, Envelope, HeaderType, Payload, SignatureHeader, Status,
+};
+use prost::Message;
+
+use crate::config::ChannelConfig;
+use crate::crypto::Crypto;
+use crate::msp::{self, ParsedIdentity};
+use crate::rejection::Rejection;
+
+/// An accepted Broadcast message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// The config sequence it was validated under (revalidate if it changed).
+    pub config_seq: u64,
+    /// A CONFIG_UPDATE (always false for now: config updates are refused).
+    pub is_config_update: bool,
+}
+
+/// `msgprocessor.ErrEmptyMessage` (`orderer/common/msgprocessor/filter.go`).
+pub const ERR_EMPTY_MESSAGE: &str = "Message was empty";
+/// `msgprocessor.ErrPermissionDenied` (`orderer/common/msgprocessor/msgprocessor.go`).
+pub const ERR_PERMISSION_DENIED: &str = "permission denied";
+/// `msgprocessor.ErrMaintenanceMode`.
+pub const ERR_MAINTENANCE_MODE: &str = "maintenance mode";
+/// `orderer/common/msgprocessor/expiration.go`.
+pub const ERR_IDENTITY_EXPIRED: &str = "broadcast client identity expired";
+/// `multichannel.Registrar.BroadcastChannelSupport` for CONFIG / ORDERER_TRANSACTION.
+pub const ERR_CANNOT_PROCESS_DIRECTLY: &str =
+    "message is of type that cannot be processed directly";
+/// `multichannel.Registrar.BroadcastChannelSupport` for an unknown channel, with no
+/// system channel (channel participation).
+pub const ERR_NO_SYSTEM_CHANNEL: &str =
+    "channel creation request not allowed because the orderer system channel is not defined";
+/// Ours, until config updates are implemented.
+pub const ERR_CONFIG_UPDATE_UNSUPPORTED: &str =
+    "config updates are not supported by this orderer yet";
+
+/// `common/policies/implicitmeta.go` for an ANY policy with no satisfied sub-policy.
+fn implicit_meta_any_failed(sub_policy: &str) -> String {
+    format!(
+        "implicit policy evaluation failed - 0 sub-policies were satisfied, but this policy requires 1 of the '{sub_policy}' sub-policies to be satisfied"
+    )
+}
+
+/// An envelope taken apart once: the envelope, its payload and channel header.
+pub struct ParsedEnvelope {
+    pub envelope: Envelope,
+    pub payload: Payload,
+    pub channel_header: ChannelHeader,
+}
+
+/// Decodes an envelope and its channel header as Fabric's `protoutil.ChannelHeader`
+/// does, with the registrar's "could not determine channel ID" prefix on errors.
+/// Any error is BAD_REQUEST.
+pub fn parse_envelope(envelope: &[u8]) -> Result<ParsedEnvelope, Rejection> {
+    let fail = |e: String| Rejection::bad_request(format!("could not determine channel ID: {e}"));
+    let envelope = Envelope::decode(envelope)
+        .map_err(|e| fail(format!("error unmarshalling Envelope: {e}")))?;
+    let payload = Payload::decode(envelope.payload.as_ref())
+        .map_err(|e| fail(format!("error unmarshalling Payload: {e}")))?;
+    let Some(header) = payload.header.as_ref() else {
+        return Err(fail("header not set".into()));
+    };
+    if header.channel_header.is_empty() {
+        return Err(fail("channel header not set".into()));
+    }
+    let channel_header = ChannelHeader::decode(header.channel_header.as_ref()).map_err(|e| {
+        fail(format!(
+            "error unmarshalling channel header: error unmarshalling ChannelHeader: {e}"
+        ))
+    })?;
+    Ok(ParsedEnvelope {
+        envelope,
+        payload,
+        channel_header,
+    })
+}
+
+/// The creator of a payload: Fabric's `protoutil.EnvelopeAsSignedData`. An error here
+/// is a malformed message (BAD_REQUEST in Fabric).
+fn creator(payload: &Payload) -> Result<bytes::Bytes, String> {
+    let Some(header) = payload.header.as_ref() else {
+        return Err("Missing Header".into());
+    };
+    SignatureHeader::decode(header.signature_header.as_ref())
+        .map(|shdr| shdr.creator)
+        .map_err(|e| format!("GetSignatureHeaderFromBytes failed, err {e}"))
+}
+
+/// Whether the signed data satisfies the channel's Writers/Readers policy, as
+/// described in the module docs.
+fn satisfies_member_policy(
+    config: &ChannelConfig,
+    identity: &Result<ParsedIdentity, String>,
+    payload: &[u8],
+    signature: &[u8],
+    crypto: &dyn Crypto,
+) -> Result<(), String> {
+    let parsed = identity.as_ref().map_err(Clone::clone)?;
+    if config.consensus.maintenance && !config.orderer_org_ids.contains(&parsed.msp_id) {
+        return Err(format!("MSP {} is not an orderer org", parsed.msp_id));
+    }
+    let identity = config.msps.validate_parsed(parsed, crypto)?;
+    if !identity.verify(payload, signature, crypto) {
+        return Err("The signature is invalid".into());
+    }
+    Ok(())
+}
+
+/// Broadcast processing of one envelope for a standard channel; see the module docs.
+pub fn validate(
+    config: &ChannelConfig,
+    envelope: &[u8],
+    now_unix_nanos: u64,
+    crypto: &dyn Crypto,
+) -> Result<Verdict, Rejection> {
+    let parsed = parse_envelope(envelope)?;
+    if parsed.channel_header.channel_id != config.channel_id {
+        return Err(Rejection::bad_request(ERR_NO_SYSTEM_CHANNEL));
+    }
+    let header_type = parsed.channel_header.r#type;
+    if header_type == HeaderType::Config as i32
+        || header_type == HeaderType::OrdererTransaction as i32
+    {
+        return Err(Rejection::bad_request(ERR_CANNOT_PROCESS_DIRECTLY));
+    }
+    if header_type == HeaderType::ConfigUpdate as i32 {
+        // StandardChannel.ProcessConfigUpdateMsg: the filters first.
+        apply_filters(config, &parsed, now_unix_nanos, crypto).map_err(|r| {
+            Rejection::new(
+                r.status,
+                format!(
+                    "config update for existing channel did not pass initial checks: {}",
+                    r.info
+                ),
+            )
+        })?;
+        return Err(Rejection::bad_request(ERR_CONFIG_UPDATE_UNSUPPORTED));
+    }
+    // StandardChannel.ProcessNormalMsg.
+    if config.consensus_type_migration() && config.consensus.maintenance {
+        return Err(Rejection::new(
+            Status::ServiceUnavailable,
+            format!("normal transactions are rejected: {ERR_MAINTENANCE_MODE}"),
+        ));
+    }
+    apply_filters(config, &parsed, now_unix_nanos, crypto)?;
+    Ok(Verdict {
+        config_seq: config.sequence,
+        is_config_update: false,
+    })
+}
+
+/// `msgprocessor.CreateStandardChannelFilters`: empty, size, expiration, signature.
+fn apply_filters(
+    config: &ChannelConfig,
+    parsed: &ParsedEnvelope,
+    now_unix_nanos: u64,
+    crypto: &dyn Crypto,
+) -> Result<(), Rejection> {
+    let env = &parsed.envelope;
+    // EmptyRejectRule.
+    if env.payload.is_empty() {
+        return Err(Rejection::bad_request(ERR_EMPTY_MESSAGE));
+    }
+    // MaxBytesRule.
+    let size = env.payload.len() as u64 + env.signature.len() as u64;
+    let max = config.batch_size.absolute_max_bytes;
+    if size > u64::from(max) {
+        return Err(Rejection::bad_request(format!(
+            "message payload is {} bytes and exceeds maximum allowed {max} bytes",
+            size as u32
+        )));
+    }
+    // The creator, parsed once for the expiration and signature filters.
+    let creator = creator(&parsed.payload).map_err(|e| {
+        Rejection::bad_request(format!("could not convert message to signedData: {e}"))
+    })?;
+    let identity = ParsedIdentity::from_serialized(&creator);
+    // expirationRejectRule: an identity whose certificate cannot be read is not
+    // checked here (the signature filter refuses it).
+    if config.expiration_check()
+        && let Ok(id) = &identity
+        && now_unix_nanos >= id.cert.not_after_unix_nanos
+    {
+        return Err(Rejection::bad_request(ERR_IDENTITY_EXPIRED));
+    }
+    // SigFilter: /Channel/Writers (in maintenance mode /Channel/Orderer/Writers).
+    satisfies_member_policy(config, &identity, &env.payload, &env.signature, crypto).map_err(|_| {
+        Rejection::forbidden(format!(
+            "{}: {ERR_PERMISSION_DENIED}",
+            implicit_meta_any_failed("Writers")
+        ))
+    })
+}
+
+/// Deliver access control: the DELIVER_SEEK_INFO envelope must be signed (low-S,
+/// verifying) by a valid, unexpired identity of an MSP of the channel
+/// (`/Channel/Readers`; `/Channel/Orderer/Readers` in maintenance mode), else
+/// FORBIDDEN. A malformed envelope or signature header is BAD_REQUEST, as in Fabric.
+/// The timestamp window and the SeekInfo are the host's job.
+pub fn authorize_deliver(
+    config: &ChannelConfig,
+    envelope: &[u8],
+    now_unix_nanos: u64,
+    crypto: &dyn Crypto,
+) -> Result<(), Rejection> {
+    let parsed = parse_envelope(envelope)?;
+    let creator = creator(&parsed.payload).map_err(Rejection::bad_request)?;
+    let identity = ParsedIdentity::from_serialized(&creator);
+    // SessionAccessControl.Evaluate: expiry first (Fabric's deliver checks it whatever
+    // the capabilities), then the policy.
+    if let Ok(id) = &identity
+        && now_unix_nanos > id.cert.not_after_unix_nanos
+    {
+        let ago = now_unix_nanos - id.cert.not_after_unix_nanos;
+        return Err(Rejection::forbidden(format!(
+            "deliver client identity expired {} before",
+            go_duration_string(ago)
+        )));
+    }
+    let env = &parsed.envelope;
+    satisfies_member_policy(config, &identity, &env.payload, &env.signature, crypto).map_err(|_| {
+        Rejection::forbidden(format!(
+            "{}: {ERR_PERMISSION_DENIED}",
+            implicit_meta_any_failed("Readers")
+        ))
+    })
+}
+
+/// Go's `time.Duration.String()` for a non-negative duration (e.g. "1h2m3.5s").
+pub fn go_duration_string(nanos: u64) -> String {
+    fn trim(frac: String) -> String {
+        let t = frac.trim_end_matches('0');
+        if t.is_empty() {
+            String::new()
+        } else {
+            format!(".{t}")
+        }
+    }
+    if nanos == 0 {
+        return "0s".into();
+    }
+    if nanos < 1_000 {
+        return format!("{nanos}ns");
+    }
+    if nanos < 1_000_000 {
+        return format!(
+            "{}{}µs",
+            nanos / 1_000,
+            trim(format!("{:03}", nanos % 1_000))
+        );
+    }
+    if nanos < 1_000_000_000 {
+        return format!(
+            "{}{}ms",
+            nanos / 1_000_000,
+            trim(format!("{:06}", nanos % 1_000_000))
+        );
+    }
+    let secs = nanos / 1_000_000_000;
+    let frac = trim(format!("{:09}", nanos % 1_000_000_000));
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}{frac}s")
+    } else if m > 0 {
+        format!("{m}m{s}{frac}s")
+    } else {
+        format!("{s}{frac}s")
+    }
+}
+
+/// Re-exported for callers that verify other Fabric signatures (low-S enforced).
+pub use msp::verify_signature;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testkit::creator;
+    use crate::config::testkit::*;
+    use crate::crypto::NativeCrypto;
+    use fabric_protos::common::{Header, SignatureHeader};
+    use fabric_protos::msp::SerializedIdentity;
+
+    const C: &NativeCrypto = &NativeCrypto;
+    const ENDORSER: i32 = HeaderType::EndorserTransaction as i32;
+
+    fn writers_denied() -> Rejection {
+        Rejection::forbidden(
+            "implicit policy evaluation failed - 0 sub-policies were satisfied, but this policy requires 1 of the 'Writers' sub-policies to be satisfied: permission denied",
+        )
+    }
+
+    fn readers_denied() -> Rejection {
+        Rejection::forbidden(
+            "implicit policy evaluation failed - 0 sub-policies were satisfied, but this policy requires 1 of the 'Readers' sub-policies to be satisfied: permission denied",
+        )
+    }
+
+    fn real_envelopes() -> Vec<Vec<u8>> {
+        (1..=3)
+            .flat_map(|n| block_envelopes(&format!("blocks/mychannel-etcdraft-block-{n}.block")))
+            .collect()
+    }
+
+    fn first() -> (Vec<u8>, u64) {
+        let env = real_envelopes().remove(0);
+        let now = envelope_time_nanos(&env);
+        (env, now)
+    }
+
+    fn decode(env: &[u8]) -> Envelope {
+        Envelope::decode(env).unwrap()
+    }
+
+    #[test]
+    fn real_transactions_validate() {
+        let config = etcdraft_config();
+        let envs = real_envelopes();
+        assert_eq!(envs.len(), 6);
+        for env in envs {
+            let verdict = validate(&config, &env, envelope_time_nanos(&env), C).unwrap();
+            assert_eq!(
+                verdict,
+                Verdict {
+                    config_seq: 0,
+                    is_config_update: false
+                }
+            );
+        }
+        // Under the later config (sequence 1) as well.
+        let later = crate::config::ChannelConfig::from_config_block(
+            &read("updates/config-block-1.block"),
+            C,
+        )
+        .unwrap();
+        let (env, now) = first();
+        assert_eq!(validate(&later, &env, now, C).unwrap().config_seq, 1);
+    }
+
+    #[test]
+    fn flipped_payload_byte_is_forbidden() {
+        let config = etcdraft_config();
+        let (env, now) = first();
+        let mut e = decode(&env);
+        let mut payload = e.payload.to_vec();
+        *payload.last_mut().unwrap() ^= 0x01;
+        e.payload = payload.into();
+        assert_eq!(
+            validate(&config, &e.encode_to_vec(), now, C),
+            Err(writers_denied())
+        );
+    }
+
+    #[test]
+    fn high_s_signature_is_forbidden() {
+        let config = etcdraft_config();
+        let (env, now) = first();
+        let mut e = decode(&env);
+        e.signature = high_s_twin(&e.signature).into();
+        assert_eq!(
+            validate(&config, &e.encode_to_vec(), now, C),
+            Err(writers_denied())
+        );
+    }
+
+    #[test]
+    fn garbage_signature_is_forbidden() {
+        let config = etcdraft_config();
+        let (env, now) = first();
+        for sig in [&b""[..], b"\x30\x00", b"junk"] {
+            let mut e = decode(&env);
+            e.signature = sig.to_vec().into();
+            assert_eq!(
+                validate(&config, &e.encode_to_vec(), now, C),
+                Err(writers_denied())
+            );
+        }
+    }
+
+    /// Rewrites the creator of `env` (the signature no longer matches).
+    fn with_creator(env: &[u8], edit: impl FnOnce(&mut SerializedIdentity)) -> (Vec<u8>, Vec<u8>) {
+        let mut e = decode(env);
+        let mut payload = Payload::decode(e.payload.as_ref()).unwrap();
+        let header = payload.header.as_mut().unwrap();
+        let mut shdr = SignatureHeader::decode(header.signature_header.as_ref()).unwrap();
+        let mut sid = SerializedIdentity::decode(shdr.creator.as_ref()).unwrap();
+        edit(&mut sid);
+        shdr.creator = sid.encode_to_vec().into();
+        header.signature_header = shdr.encode_to_vec().into();
+        e.payload = payload.encode_to_vec().into();
+        (e.encode_to_vec(), shdr.creator.to_vec())
+    }
+
+    #[test]
+    fn unknown_msp_is_forbidden() {
+        let config = etcdraft_config();
+        let (env, now) = first();
+        let (forged, creator) = with_creator(&env, |sid| sid.mspid = "Org9MSP".into());
+        assert_eq!(validate(&config, &forged, now, C), Err(writers_denied()));
+        let err = config.msps.validate_identity(&creator, now, C).unwrap_err();
+        assert_eq!(err, "MSP Org9MSP is not defined on channel");
+        // A creator that is not even a certificate: the expiration filter lets it by,
+        // the signature filter refuses it.
+        let (forged, _) = with_creator(&env, |sid| sid.id_bytes = b"nope".to_vec().into());
+        assert_eq!(validate(&config, &forged, now, C), Err(writers_denied()));
+    }
+
+    #[test]
+    fn expired_creator_is_bad_request() {
+        let mut config = etcdraft_config();
+        let (env, _) = first();
+        let parsed = crate::msp::ParsedIdentity::from_serialized(&creator(&env)).unwrap();
+        let not_after = parsed.cert.not_after_unix_nanos;
+        let expired = Err(Rejection::bad_request("broadcast client identity expired"));
+        assert_eq!(
+            validate(&config, &env, not_after, C),
+            expired,
+            "expired at NotAfter"
+        );
+        assert_eq!(validate(&config, &env, not_after + 1, C), expired);
+        assert!(validate(&config, &env, not_after - 1, C).is_ok());
+        // Expired and badly signed: expiration comes first.
+        let mut e = decode(&env);
+        e.signature = high_s_twin(&e.signature).into();
+        assert_eq!(
+            validate(&config, &e.encode_to_vec(), not_after + 1, C),
+            expired
+        );
+        // Without the V1_1+ orderer capability Fabric does not check expiry, and its
+        // MSP does not look at the clock: the message passes.
+        config.orderer_capabilities.clear();
+        assert!(validate(&config, &env, not_after + 1, C).is_ok());
+    }
+
+    #[test]
+    fn absolute_max_bytes() {
+        let mut config = etcdraft_config();
+        let (env, now) = first();
+        let e = decode(&env);
+        let size = (e.payload.len() + e.signature.len()) as u32;
+        config.batch_size.absolute_max_bytes = size;
+        assert!(
+            validate(&config, &env, now, C).is_ok(),
+            "exactly AbsoluteMaxBytes is accepted"
+        );
+        config.batch_size.absolute_max_bytes = size - 1;
+        assert_eq!(
+            validate(&config, &env, now, C),
+            Err(Rejection::bad_request(format!(
+                "message payload is {size} bytes and exceeds maximum allowed {} bytes",
+                size - 1
+            )))
+        );
+        // The size check comes before the signature check.
+        let mut bad = e.clone();
+        bad.signature = high_s_twin(&bad.signature).into();
+        assert_eq!(
+            validate(&config, &bad.encode_to_vec(), now, C)
+                .unwrap_err()
+                .status,
+            Status::BadRequest
+        );
+    }
+
+    #[test]
+    fn malformed_envelopes_are_bad_request() {
+        let config = etcdraft_config();
+        let (_, now) = first();
+        let header_not_set = Err(Rejection::bad_request(
+            "could not determine channel ID: header not set",
+        ));
+        assert_eq!(validate(&config, &[], now, C), header_not_set);
+        let no_header = Envelope {
+            payload: Payload {
+                header: None,
+                data: b"x".to_vec().into(),
+            }
+            .encode_to_vec()
+            .into(),
+            signature: b"sig".to_vec().into(),
+        };
+        assert_eq!(
+            validate(&config, &no_header.encode_to_vec(), now, C),
+            header_not_set
+        );
+        let no_chdr = Envelope {
+            payload: Payload {
+                header: Some(Header::default()),
+                data: Default::default(),
+            }
+            .encode_to_vec()
+            .into(),
+            signature: Default::default(),
+        };
+        assert_eq!(
+            validate(&config, &no_chdr.encode_to_vec(), now, C),
+            Err(Rejection::bad_request(
+                "could not determine channel ID: channel header not set"
+            ))
+        );
+        let bad_chdr = Envelope {
+            payload: Payload {
+                header: Some(Header {
+                    channel_header: b"\xff\xff".to_vec().into(),
+                    signature_header: Default::default(),
+                }),
+                data: Default::default(),
+            }
+            .encode_to_vec()
+            .into(),
+            signature: Default::default(),
+        };
+        let r = validate(&config, &bad_chdr.encode_to_vec(), now, C).unwrap_err();
+        assert_eq!(r.status, Status::BadRequest);
+        assert!(
+            r.info
+                .starts_with("could not determine channel ID: error unmarshalling channel header"),
+            "{r}"
+        );
+        for junk in [&b"\xff\xff\xff"[..], b"\x0a\x05ab"] {
+            let r = validate(&config, junk, now, C).unwrap_err();
+            assert_eq!(r.status, Status::BadRequest, "{r}");
+        }
+        // A signature header that does not decode.
+        let user = user1();
+        let mut payload =
+            Payload::decode(payload(user.creator(), "mychannel", ENDORSER, now, b"d").as_slice())
+                .unwrap();
+        payload.header.as_mut().unwrap().signature_header = b"\xff\xff".to_vec().into();
+        let env = Envelope {
+            payload: payload.encode_to_vec().into(),
+            signature: Default::default(),
+        };
+        let r = validate(&config, &env.encode_to_vec(), now, C).unwrap_err();
+        assert_eq!(r.status, Status::BadRequest);
+        assert!(
+            r.info.starts_with(
+                "could not convert message to signedData: GetSignatureHeaderFromBytes failed, err"
+            ),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn config_and_orderer_transaction_types_are_bad_request() {
+        let config = etcdraft_config();
+        let (_, now) = first();
+        let genesis_env = &block_envelopes("blocks/mychannel-etcdraft-genesis.block")[0];
+        let expected = Err(Rejection::bad_request(
+            "message is of type that cannot be processed directly",
+        ));
+        assert_eq!(validate(&config, genesis_env, now, C), expected);
+        let env = orderer_admin().envelope(
+            "mychannel",
+            HeaderType::OrdererTransaction as i32,
+            now,
+            b"x",
+        );
+        assert_eq!(validate(&config, &env, now, C), expected);
+    }
+
+    #[test]
+    fn config_updates_are_refused_for_now() {
+        let config = etcdraft_config();
+        let env = read("updates/update-batchsize-signed-by-orderer-admin.env");
+        let now = envelope_time_nanos(&env);
+        assert_eq!(
+            validate(&config, &env, now, C),
+            Err(Rejection::bad_request(
+                "config updates are not supported by this orderer yet"
+            ))
+        );
+        // The filters run first, as in Fabric.
+        let mut e = decode(&env);
+        e.signature = high_s_twin(&e.signature).into();
+        let r = validate(&config, &e.encode_to_vec(), now, C).unwrap_err();
+        assert_eq!(r.status, Status::Forbidden);
+        assert!(r.info.starts_with("config update for existing channel did not pass initial checks: implicit policy evaluation failed"), "{r}");
+    }
+
+    #[test]
+    fn other_channel_is_bad_request() {
+        let config = etcdraft_config();
+        let (_, now) = first();
+        let env = user1().envelope("otherchannel", ENDORSER, now, b"x");
+        assert_eq!(
+            validate(&config, &env, now, C),
+            Err(Rejection::bad_request(
+                "channel creation request not allowed because the orderer system channel is not defined"
+            ))
+        );
+    }
+
+    #[test]
+    fn freshly_signed_messages() {
+        let config = etcdraft_config();
+        let (_, now) = first();
+        // Every identity of the channel may write, whatever its role; any normal type
+        // (including unknown numbers) is ordered.
+        for signer in [user1(), admin1(), peer0(), orderer_admin(), orderer0()] {
+            for header_type in [
+                ENDORSER,
+                HeaderType::Message as i32,
+                42,
+                HeaderType::DeliverSeekInfo as i32,
+            ] {
+                let env = signer.envelope("mychannel", header_type, now, b"hello");
+                assert_eq!(
+                    validate(&config, &env, now, C),
+                    Ok(Verdict {
+                        config_seq: 0,
+                        is_config_update: false
+                    }),
+                    "{} type {header_type}",
+                    signer.msp_id
+                );
+            }
+        }
+        // User1's certificate with Admin's key.
+        let mut forger = user1();
+        forger.key = admin1().key;
+        let env = forger.envelope("mychannel", ENDORSER, now, b"hello");
+        assert_eq!(validate(&config, &env, now, C), Err(writers_denied()));
+    }
+
+    #[test]
+    fn maintenance_mode() {
+        let mut config = etcdraft_config();
+        config.consensus.maintenance = true;
+        let (env, now) = first();
+        assert_eq!(
+            validate(&config, &env, now, C),
+            Err(Rejection::new(
+                Status::ServiceUnavailable,
+                "normal transactions are rejected: maintenance mode"
+            ))
+        );
+        // Deliver in maintenance: /Channel/Orderer/Readers, orderer orgs only.
+        let user = user1().envelope("mychannel", HeaderType::DeliverSeekInfo as i32, now, b"");
+        assert_eq!(
+            authorize_deliver(&config, &user, now, C),
+            Err(readers_denied())
+        );
+        let admin =
+            orderer_admin().envelope("mychannel", HeaderType::DeliverSeekInfo as i32, now, b"");
+        assert_eq!(authorize_deliver(&config, &admin, now, C), Ok(()));
+    }
+
+    #[test]
+    fn deliver_access() {
+        let config = etcdraft_config();
+        let (_, now) = first();
+        let seek = HeaderType::DeliverSeekInfo as i32;
+        for signer in [user1(), admin1(), orderer0()] {
+            let env = signer.envelope("mychannel", seek, now, b"");
+            assert_eq!(authorize_deliver(&config, &env, now, C), Ok(()));
+        }
+        let env = user1().envelope("mychannel", seek, now, b"");
+        // Bad signatures.
+        let mut e = decode(&env);
+        e.signature = high_s_twin(&e.signature).into();
+        assert_eq!(
+            authorize_deliver(&config, &e.encode_to_vec(), now, C),
+            Err(readers_denied())
+        );
+        let mut e = decode(&env);
+        let mut p = e.payload.to_vec();
+        *p.last_mut().unwrap() ^= 1;
+        e.payload = p.into();
+        assert_eq!(
+            authorize_deliver(&config, &e.encode_to_vec(), now, C),
+            Err(readers_denied())
+        );
+        // Unknown MSP.
+        let (forged, _) = with_creator(&env, |sid| sid.mspid = "Org9MSP".into());
+        assert_eq!(
+            authorize_deliver(&config, &forged, now, C),
+            Err(readers_denied())
+        );
+        // Expired: FORBIDDEN, with Fabric's session text.
+        let not_after = crate::msp::ParsedIdentity::from_serialized(&user1().creator())
+            .unwrap()
+            .cert
+            .not_after_unix_nanos;
+        assert!(authorize_deliver(&config, &env, not_after, C).is_ok());
+        assert_eq!(
+            authorize_deliver(&config, &env, not_after + 90_500_000_000, C),
+            Err(Rejection::forbidden(
+                "deliver client identity expired 1m30.5s before"
+            ))
+        );
+        // Malformed.
+        assert_eq!(
+            authorize_deliver(&config, &[], now, C).unwrap_err().status,
+            Status::BadRequest
+        );
+    }
+
+    #[test]
+    fn go_duration_strings() {
+        for (nanos, text) in [
+            (0, "0s"),
+            (5, "5ns"),
+            (1_500, "1.5µs"),
+            (2_000_000, "2ms"),
+            (1_000_000_000, "1s"),
+            (90_500_000_000, "1m30.5s"),
+            (3_600_000_000_000, "1h0m0s"),
+            (3_723_000_000_001, "1h2m3.000000001s"),
+        ] {
+            assert_eq!(go_duration_string(nanos), text);
+        }
+    }
+}

@@ -1,0 +1,1294 @@
+//! Membership service providers (Fabric's `msp` package, X.509 flavour): who is a
+//! member of which organisation.
+//!
+//! An [`MspManager`] is built from the `MSPConfig`s of a channel config. It parses
+//! every root and intermediate CA certificate (and CRL) once, at construction. A
+//! creator (`msp.SerializedIdentity`) is parsed once per envelope into a
+//! [`ParsedIdentity`], then validated the way Fabric's `bccspmsp.validateIdentity`
+//! does: a certification chain to one of the MSP's root CAs (signatures checked
+//! through [`Crypto`]), no CA used as an identity, the revocation lists, and the
+//! organizational-unit rules (OU identifiers, NodeOUs).
+//!
+//! Like Fabric, the chain is checked at the leaf's `NotBefore + 1s` (Fabric's
+//! `getValidityOptsForCert`, FAB-3678), not at the current time: whether an identity
+//! has expired is the job of the expiration filter (Broadcast) and the session check
+//! (Deliver). [`MspManager::validate_identity`] adds the check at `now` for callers
+//! that want both.
+//!
+//! Error texts follow Fabric's `msp/mspimpl.go`, `msp/mspimplvalidate.go` and
+//! `msp/mspmgrimpl.go`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use der::asn1::ObjectIdentifier;
+use der::{Decode, Encode};
+use fabric_protos::msp::{FabricMspConfig, MspConfig, SerializedIdentity};
+use prost::Message;
+use x509_cert::Certificate;
+use x509_cert::crl::CertificateList;
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, BasicConstraints, SubjectKeyIdentifier};
+
+use crate::crypto::Crypto;
+
+const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_PRIME256V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const OID_BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
+const OID_SUBJECT_KEY_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
+const OID_AUTHORITY_KEY_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.35");
+const OID_ORGANIZATIONAL_UNIT: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.11");
+
+/// `MSPConfig.type` of an X.509 (Fabric) MSP; 1 is idemix.
+const MSP_TYPE_FABRIC: i32 = 0;
+
+/// Half the order of the P-256 group, `floor(n / 2)`: a signature with a larger S is
+/// "high-S" and Fabric's BCCSP refuses it.
+const P256_HALF_ORDER: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+];
+
+/// The order n of the P-256 group.
+pub const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// A validated member of an MSP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub msp_id: String,
+    /// SEC1 uncompressed P-256 point.
+    pub public_key: Vec<u8>,
+    pub not_after_unix_nanos: u64,
+    /// The OU values of the certificate's subject, in order.
+    pub organizational_units: Vec<String>,
+}
+
+impl Identity {
+    /// Verifies a Fabric signature by this identity: ECDSA P-256 with SHA-256,
+    /// DER-encoded, low-S.
+    pub fn verify(&self, message: &[u8], signature_der: &[u8], crypto: &dyn Crypto) -> bool {
+        verify_signature(&self.public_key, message, signature_der, crypto)
+    }
+}
+
+/// ECDSA P-256/SHA-256 verification as Fabric's BCCSP does it: the DER signature must
+/// parse, R and S must be positive, S must be at most n/2 (low-S), and the signature
+/// must verify. The arithmetic is the host's, through `crypto`.
+pub fn verify_signature(
+    public_key: &[u8],
+    message: &[u8],
+    signature_der: &[u8],
+    crypto: &dyn Crypto,
+) -> bool {
+    match ecdsa_signature_s(signature_der) {
+        Some(s) if is_low_s(s) => crypto.verify_p256(public_key, message, signature_der),
+        _ => false,
+    }
+}
+
+/// The S value (big-endian, without leading zeros) of a DER `SEQUENCE { INTEGER r,
+/// INTEGER s }`, or `None` when the encoding is malformed or R/S are not positive.
+pub fn ecdsa_signature_s(signature_der: &[u8]) -> Option<&[u8]> {
+    let (tag, body, rest) = read_tlv(signature_der)?;
+    if tag != 0x30 || !rest.is_empty() {
+        return None;
+    }
+    let (tag_r, r, rest) = read_tlv(body)?;
+    let (tag_s, s, rest) = read_tlv(rest)?;
+    if tag_r != 0x02 || tag_s != 0x02 || !rest.is_empty() {
+        return None;
+    }
+    positive_integer(r)?;
+    positive_integer(s)
+}
+
+/// Whether a big-endian unsigned S is at most half the P-256 order.
+pub fn is_low_s(s: &[u8]) -> bool {
+    if s.len() > 32 {
+        return false;
+    }
+    let mut padded = [0u8; 32];
+    padded[32 - s.len()..].copy_from_slice(s);
+    padded <= P256_HALF_ORDER
+}
+
+/// The magnitude of a positive DER INTEGER, without leading zeros; `None` when zero
+/// or negative.
+fn positive_integer(content: &[u8]) -> Option<&[u8]> {
+    if content.is_empty() || content[0] & 0x80 != 0 {
+        return None;
+    }
+    let start = content.iter().position(|b| *b != 0)?;
+    Some(&content[start..])
+}
+
+/// Reads one DER TLV: (tag byte, content, remaining bytes). Single-byte tags only.
+fn read_tlv(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = data.split_first()?;
+    let (&first, mut rest) = rest.split_first()?;
+    let len = if first < 0x80 {
+        first as usize
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let mut len = 0usize;
+        for b in &rest[..n] {
+            len = (len << 8) | *b as usize;
+        }
+        rest = &rest[n..];
+        len
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((tag, &rest[..len], &rest[len..]))
+}
+
+/// The full TLV bytes of the first element inside a DER SEQUENCE (a certificate's
+/// `tbsCertificate`, a CRL's `tbsCertList`), exactly as they were signed.
+fn first_inner_tlv(der: &[u8]) -> Option<&[u8]> {
+    let (tag, body, _) = read_tlv(der)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (_, _, rest) = read_tlv(body)?;
+    Some(&body[..body.len() - rest.len()])
+}
+
+/// Decodes the first PEM block found in `data`, whatever its type, like Go's
+/// `pem.Decode` (text before the block is skipped; RFC 1421 headers are ignored).
+pub fn pem_decode(data: &[u8]) -> Option<Vec<u8>> {
+    const BEGIN: &[u8] = b"-----BEGIN ";
+    let start = find(data, BEGIN)?;
+    let after_begin = &data[start + BEGIN.len()..];
+    let type_end = find(after_begin, b"-----")?;
+    let label = &after_begin[..type_end];
+    if label.contains(&b'\n') {
+        return None;
+    }
+    let body = &after_begin[type_end + 5..];
+    let mut end_marker = b"-----END ".to_vec();
+    end_marker.extend_from_slice(label);
+    end_marker.extend_from_slice(b"-----");
+    let end = find(body, &end_marker)?;
+    let body = &body[..end];
+    // Skip RFC 1421 headers ("Key: value" lines followed by a blank line).
+    let body = match find(body, b":") {
+        Some(_) => {
+            let text = body;
+            match find(text, b"\n\n").or_else(|| find(text, b"\r\n\r\n")) {
+                Some(pos) => &text[pos..],
+                None => text,
+            }
+        }
+        None => body,
+    };
+    base64_decode(body)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Standard base64 with padding; ASCII whitespace is ignored.
+fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
+    fn value(c: u8) -> Option<u32> {
+        match c {
+            b'A'..=b'Z' => Some((c - b'A') as u32),
+            b'a'..=b'z' => Some((c - b'a' + 26) as u32),
+            b'0'..=b'9' => Some((c - b'0' + 52) as u32),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        }
+    }
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0u32;
+    let mut padding = 0usize;
+    for &c in text {
+        if c.is_ascii_whitespace() {
+            continue;
+        }
+        if c == b'=' {
+            padding += 1;
+            continue;
+        }
+        if padding > 0 {
+            return None; // data after padding
+        }
+        acc = (acc << 6) | value(c)?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    if padding > 2 || bits >= 6 {
+        return None;
+    }
+    Some(out)
+}
+
+/// Formats Unix nanoseconds as an RFC 3339 UTC time (seconds precision).
+pub fn format_unix_nanos(nanos: u64) -> String {
+    let secs = nanos / 1_000_000_000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The parts of an X.509 certificate the MSP needs, decoded once.
+#[derive(Clone, Debug)]
+pub struct ParsedCert {
+    /// The whole certificate, DER.
+    pub raw: Vec<u8>,
+    /// The signed `tbsCertificate` bytes, exactly as in `raw`.
+    tbs: Vec<u8>,
+    signature_algorithm: ObjectIdentifier,
+    signature: Vec<u8>,
+    issuer: Vec<u8>,
+    subject: Vec<u8>,
+    /// Common name of the subject, for messages.
+    common_name: String,
+    pub not_before_unix_nanos: u64,
+    pub not_after_unix_nanos: u64,
+    /// SEC1 point when the key is EC P-256.
+    public_key: Option<Vec<u8>>,
+    is_ca: bool,
+    subject_key_id: Option<Vec<u8>>,
+    serial: Vec<u8>,
+    pub organizational_units: Vec<String>,
+}
+
+fn unix_nanos(t: x509_cert::time::Time) -> u64 {
+    u64::try_from(t.to_unix_duration().as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn name_attribute_strings(name: &x509_cert::name::Name, oid: ObjectIdentifier) -> Vec<String> {
+    let mut values = Vec::new();
+    for rdn in name.0.iter() {
+        for atv in rdn.0.iter() {
+            if atv.oid == oid {
+                values.push(String::from_utf8_lossy(atv.value.value()).into_owned());
+            }
+        }
+    }
+    values
+}
+
+impl ParsedCert {
+    /// Decodes a DER certificate.
+    pub fn from_der(der: &[u8]) -> Result<Self, String> {
+        let cert =
+            Certificate::from_der(der).map_err(|e| format!("x509: malformed certificate: {e}"))?;
+        let tbs = first_inner_tlv(der)
+            .ok_or_else(|| "x509: malformed certificate".to_string())?
+            .to_vec();
+        let t = &cert.tbs_certificate;
+        let spki = &t.subject_public_key_info;
+        let public_key = (spki.algorithm.oid == OID_EC_PUBLIC_KEY
+            && spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+                == Some(OID_PRIME256V1))
+        .then(|| spki.subject_public_key.raw_bytes().to_vec());
+        let mut is_ca = false;
+        let mut subject_key_id = None;
+        for ext in t.extensions.iter().flatten() {
+            let value = ext.extn_value.as_bytes();
+            if ext.extn_id == OID_BASIC_CONSTRAINTS {
+                let bc = BasicConstraints::from_der(value)
+                    .map_err(|e| format!("x509: malformed basic constraints: {e}"))?;
+                is_ca = bc.ca;
+            } else if ext.extn_id == OID_SUBJECT_KEY_ID
+                && let Ok(ski) = SubjectKeyIdentifier::from_der(value)
+            {
+                subject_key_id = Some(ski.0.as_bytes().to_vec());
+            }
+        }
+        let common_name =
+            name_attribute_strings(&t.subject, ObjectIdentifier::new_unwrap("2.5.4.3"))
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+        Ok(ParsedCert {
+            raw: der.to_vec(),
+            tbs,
+            signature_algorithm: cert.signature_algorithm.oid,
+            signature: cert.signature.raw_bytes().to_vec(),
+            issuer: t.issuer.to_der().map_err(|e| e.to_string())?,
+            subject: t.subject.to_der().map_err(|e| e.to_string())?,
+            common_name,
+            not_before_unix_nanos: unix_nanos(t.validity.not_before),
+            not_after_unix_nanos: unix_nanos(t.validity.not_after),
+            public_key,
+            is_ca,
+            subject_key_id,
+            serial: t.serial_number.as_bytes().to_vec(),
+            organizational_units: name_attribute_strings(&t.subject, OID_ORGANIZATIONAL_UNIT),
+        })
+    }
+
+    /// Decodes the first PEM block of `pem` as a certificate.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
+        let der =
+            pem_decode(pem).ok_or_else(|| "could not decode the PEM structure".to_string())?;
+        Self::from_der(&der)
+    }
+
+    /// SEC1 public key, when the certificate holds an EC P-256 key.
+    pub fn public_key(&self) -> Option<&[u8]> {
+        self.public_key.as_deref()
+    }
+
+    /// Whether `self` was signed by `issuer`'s key (ECDSA with SHA-256 over P-256;
+    /// high-S certificate signatures are accepted, as Fabric sanitises them).
+    fn is_signed_by(&self, issuer: &ParsedCert, crypto: &dyn Crypto) -> Result<(), String> {
+        if self.signature_algorithm != OID_ECDSA_WITH_SHA256 {
+            return Err(format!(
+                "x509: cannot verify signature: algorithm {} is not supported",
+                self.signature_algorithm
+            ));
+        }
+        let Some(key) = issuer.public_key() else {
+            return Err("x509: cannot verify signature: issuer key is not EC P-256".into());
+        };
+        if crypto.verify_p256(key, &self.tbs, &self.signature) {
+            Ok(())
+        } else {
+            Err("x509: ECDSA verification failure".into())
+        }
+    }
+
+    fn check_time(&self, at_unix_nanos: u64) -> Result<(), String> {
+        if at_unix_nanos < self.not_before_unix_nanos {
+            return Err(format!(
+                "x509: certificate has expired or is not yet valid: current time {} is before {}",
+                format_unix_nanos(at_unix_nanos),
+                format_unix_nanos(self.not_before_unix_nanos)
+            ));
+        }
+        if at_unix_nanos > self.not_after_unix_nanos {
+            return Err(format!(
+                "x509: certificate has expired or is not yet valid: current time {} is after {}",
+                format_unix_nanos(at_unix_nanos),
+                format_unix_nanos(self.not_after_unix_nanos)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A creator as found in a signature header: the MSP id and its parsed certificate.
+/// Parse it once per envelope, then validate and verify with it.
+#[derive(Clone, Debug)]
+pub struct ParsedIdentity {
+    pub msp_id: String,
+    pub cert: ParsedCert,
+}
+
+impl ParsedIdentity {
+    /// Decodes a `msp.SerializedIdentity` whose `id_bytes` is a PEM certificate.
+    pub fn from_serialized(serialized: &[u8]) -> Result<Self, String> {
+        let sid = SerializedIdentity::decode(serialized)
+            .map_err(|e| format!("could not deserialize a SerializedIdentity: {e}"))?;
+        let der = pem_decode(&sid.id_bytes)
+            .ok_or_else(|| "could not decode the PEM structure".to_string())?;
+        let cert =
+            ParsedCert::from_der(&der).map_err(|e| format!("parseCertificate failed: {e}"))?;
+        Ok(ParsedIdentity {
+            msp_id: sid.mspid,
+            cert,
+        })
+    }
+}
+
+/// An OU a NodeOU role or an `OrganizationalUnitIdentifiers` entry names: the OU
+/// value and the certifiers identifier (SHA-256 of the issuing chain), empty = any.
+#[derive(Clone, Debug)]
+struct OuIdentifier {
+    ou: String,
+    certifiers: Vec<u8>,
+}
+
+/// A parsed revocation list.
+#[derive(Clone, Debug)]
+struct Crl {
+    tbs: Vec<u8>,
+    signature_algorithm: ObjectIdentifier,
+    signature: Vec<u8>,
+    authority_key_id: Option<Vec<u8>>,
+    revoked_serials: Vec<Vec<u8>>,
+}
+
+impl Crl {
+    fn from_pem(pem: &[u8]) -> Result<Self, String> {
+        let der =
+            pem_decode(pem).ok_or_else(|| "could not decode the PEM structure".to_string())?;
+        let list = CertificateList::from_der(&der)
+            .map_err(|e| format!("could not parse RevocationList: {e}"))?;
+        let tbs = first_inner_tlv(&der)
+            .ok_or_else(|| "could not parse RevocationList".to_string())?
+            .to_vec();
+        let mut authority_key_id = None;
+        for ext in list.tbs_cert_list.crl_extensions.iter().flatten() {
+            if ext.extn_id == OID_AUTHORITY_KEY_ID
+                && let Ok(aki) = AuthorityKeyIdentifier::from_der(ext.extn_value.as_bytes())
+            {
+                authority_key_id = aki.key_identifier.map(|k| k.as_bytes().to_vec());
+            }
+        }
+        let revoked_serials = list
+            .tbs_cert_list
+            .revoked_certificates
+            .iter()
+            .flatten()
+            .map(|r| r.serial_number.as_bytes().to_vec())
+            .collect();
+        Ok(Crl {
+            tbs,
+            signature_algorithm: list.signature_algorithm.oid,
+            signature: list.signature.raw_bytes().to_vec(),
+            authority_key_id,
+            revoked_serials,
+        })
+    }
+}
+
+/// One X.509 MSP of a channel.
+#[derive(Clone, Debug)]
+struct Msp {
+    name: String,
+    roots: Vec<ParsedCert>,
+    intermediates: Vec<ParsedCert>,
+    crls: Vec<Crl>,
+    /// `OrganizationalUnitIdentifiers`: OU value -> accepted certifiers identifiers.
+    ou_identifiers: BTreeMap<String, Vec<Vec<u8>>>,
+    /// NodeOU roles (client, peer, admin, orderer) when NodeOUs are enforced.
+    node_ous: Option<Vec<OuIdentifier>>,
+}
+
+/// An MSP this orderer cannot evaluate (idemix): its identities are refused.
+#[derive(Clone, Debug)]
+enum MspEntry {
+    X509(Box<Msp>),
+    Unsupported { kind: i32 },
+}
+
+/// Field 1 of both `FabricMSPConfig` and `IdemixMSPConfig`: the MSP id.
+#[derive(Clone, PartialEq, prost::Message)]
+struct MspName {
+    #[prost(string, tag = "1")]
+    name: String,
+}
+
+/// The MSP id an `MSPConfig` defines, whatever its type.
+pub fn msp_config_name(config: &MspConfig) -> Result<String, String> {
+    MspName::decode(config.config.as_ref())
+        .map(|n| n.name)
+        .map_err(|e| format!("error unmarshalling msp config: {e}"))
+}
+
+/// The MSPs of a channel, by MSP id.
+#[derive(Clone, Debug, Default)]
+pub struct MspManager {
+    msps: BTreeMap<String, MspEntry>,
+}
+
+const MAX_CHAIN_DEPTH: usize = 10;
+
+impl Msp {
+    fn setup(config: &FabricMspConfig, crypto: &dyn Crypto) -> Result<Self, String> {
+        let name = config.name.clone();
+        if name.is_empty() {
+            return Err("setup error: name cannot be empty".into());
+        }
+        let parse_all = |certs: &[bytes::Bytes], what: &str| -> Result<Vec<ParsedCert>, String> {
+            certs
+                .iter()
+                .map(|pem| {
+                    ParsedCert::from_pem(pem)
+                        .map_err(|e| format!("MSP {name}: could not parse {what} certificate: {e}"))
+                })
+                .collect()
+        };
+        let roots = parse_all(&config.root_certs, "root CA")?;
+        if roots.is_empty() {
+            return Err(format!("MSP {name}: expected at least one CA certificate"));
+        }
+        let intermediates = parse_all(&config.intermediate_certs, "intermediate CA")?;
+        let crls = config
+            .revocation_list
+            .iter()
+            .map(|pem| Crl::from_pem(pem).map_err(|e| format!("MSP {name}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut msp = Msp {
+            name,
+            roots,
+            intermediates,
+            crls,
+            ou_identifiers: BTreeMap::new(),
+            node_ous: None,
+        };
+        for ou in &config.organizational_unit_identifiers {
+            let certifiers = msp.certifiers_identifier(&ou.certificate, crypto)?;
+            let list = msp
+                .ou_identifiers
+                .entry(ou.organizational_unit_identifier.clone())
+                .or_default();
+            if !list.contains(&certifiers) {
+                list.push(certifiers);
+            }
+        }
+        if let Some(node_ous) = &config.fabric_node_ous {
+            let mut roles = Vec::new();
+            for role in [
+                &node_ous.client_ou_identifier,
+                &node_ous.peer_ou_identifier,
+                &node_ous.admin_ou_identifier,
+                &node_ous.orderer_ou_identifier,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let certifiers = if role.certificate.is_empty() {
+                    Vec::new()
+                } else {
+                    msp.certifiers_identifier(&role.certificate, crypto)?
+                };
+                roles.push(OuIdentifier {
+                    ou: role.organizational_unit_identifier.clone(),
+                    certifiers,
+                });
+            }
+            if node_ous.enable && !roles.is_empty() {
+                msp.node_ous = Some(roles);
+            }
+        }
+        Ok(msp)
+    }
+
+    /// Fabric's `getCertifiersIdentifier`: the CA certificate must be one of this MSP's
+    /// roots or intermediates; the identifier hashes its chain up to the root.
+    fn certifiers_identifier(&self, pem: &[u8], crypto: &dyn Crypto) -> Result<Vec<u8>, String> {
+        let cert = ParsedCert::from_pem(pem)
+            .map_err(|e| format!("MSP {}: Failed getting certificate for OU: {e}", self.name))?;
+        let chain = if let Some(root) = self.roots.iter().find(|r| r.tbs == cert.tbs) {
+            vec![root]
+        } else if let Some(inter) = self.intermediates.iter().find(|r| r.tbs == cert.tbs) {
+            let mut chain = vec![inter];
+            chain.extend(
+                self.build_chain(inter, inter.not_before_unix_nanos + 1_000_000_000, crypto)
+                    .map_err(|e| {
+                        format!("Failed computing validation chain for OU certificate: {e}")
+                    })?,
+            );
+            chain
+        } else {
+            return Err(format!(
+                "MSP {}: Failed adding OU. Certificate [{}] not in root or intermediate certs.",
+                self.name, cert.common_name
+            ));
+        };
+        Ok(chain_identifier(&chain, crypto))
+    }
+
+    /// The issuers of `cert` up to (and including) a root, checked at `at`: Go's
+    /// `x509.Certificate.Verify` as Fabric configures it (single chain).
+    fn build_chain<'a>(
+        &'a self,
+        cert: &ParsedCert,
+        at: u64,
+        crypto: &dyn Crypto,
+    ) -> Result<Vec<&'a ParsedCert>, String> {
+        let mut last_error = None;
+        let found = self.find_parents(cert, at, crypto, 0, &mut last_error);
+        found.ok_or_else(|| match last_error {
+            Some(e) => format!(
+                "x509: certificate signed by unknown authority (possibly because of \"{e}\" while trying to verify candidate authority certificate)"
+            ),
+            None => "x509: certificate signed by unknown authority".to_string(),
+        })
+    }
+
+    fn find_parents<'a>(
+        &'a self,
+        cert: &ParsedCert,
+        at: u64,
+        crypto: &dyn Crypto,
+        depth: usize,
+        last_error: &mut Option<String>,
+    ) -> Option<Vec<&'a ParsedCert>> {
+        if depth > MAX_CHAIN_DEPTH {
+            return None;
+        }
+        for root in self.roots.iter().filter(|r| r.subject == cert.issuer) {
+            if let Err(e) = root
+                .check_time(at)
+                .and_then(|_| cert.is_signed_by(root, crypto))
+            {
+                *last_error = Some(e);
+                continue;
+            }
+            return Some(vec![root]);
+        }
+        for inter in self
+            .intermediates
+            .iter()
+            .filter(|r| r.subject == cert.issuer)
+        {
+            if inter.raw == cert.raw {
+                continue;
+            }
+            if !inter.is_ca {
+                *last_error =
+                    Some("x509: certificate is not authorized to sign other certificates".into());
+                continue;
+            }
+            if let Err(e) = inter
+                .check_time(at)
+                .and_then(|_| cert.is_signed_by(inter, crypto))
+            {
+                *last_error = Some(e);
+                continue;
+            }
+            if let Some(rest) = self.find_parents(inter, at, crypto, depth + 1, last_error) {
+                let mut chain = vec![inter];
+                chain.extend(rest);
+                return Some(chain);
+            }
+        }
+        None
+    }
+
+    /// Fabric's `validateIdentity`: chain, revocation, OUs. Returns the certifiers
+    /// identifier of the identity's chain.
+    fn validate(&self, cert: &ParsedCert, crypto: &dyn Crypto) -> Result<(), String> {
+        if cert.is_ca {
+            return Err("could not obtain certification chain: An X509 certificate with Basic Constraint: Certificate Authority equals true cannot be used as an identity".into());
+        }
+        let at = cert.not_before_unix_nanos.saturating_add(1_000_000_000);
+        let chain = cert
+            .check_time(at)
+            .and_then(|_| self.build_chain(cert, at, crypto))
+            .map_err(|e| {
+                format!(
+                    "could not obtain certification chain: the supplied identity is not valid: {e}"
+                )
+            })?;
+        self.check_revocation(cert, chain[0], crypto)
+            .map_err(|e| format!("could not validate identity against certification chain: {e}"))?;
+        let certifiers = chain_identifier(&chain, crypto);
+        self.validate_ous(cert, &certifiers)
+            .map_err(|e| format!("could not validate identity's OUs: {e}"))
+    }
+
+    /// Fabric's `validateCertAgainstChain`: the signer must have a subject key
+    /// identifier; a CRL with that authority key identifier, signed by the signer,
+    /// listing the serial number revokes the certificate.
+    fn check_revocation(
+        &self,
+        cert: &ParsedCert,
+        signer: &ParsedCert,
+        crypto: &dyn Crypto,
+    ) -> Result<(), String> {
+        let Some(ski) = &signer.subject_key_id else {
+            return Err("could not obtain Subject Key Identifier for signer cert: subjectKeyIdentifier not found in certificate".into());
+        };
+        for crl in &self.crls {
+            let Some(aki) = &crl.authority_key_id else {
+                return Err("could not obtain Authority Key Identifier for crl: authorityKeyIdentifier not found in certificate".into());
+            };
+            if aki != ski || !crl.revoked_serials.contains(&cert.serial) {
+                continue;
+            }
+            let signed = crl.signature_algorithm == OID_ECDSA_WITH_SHA256
+                && signer
+                    .public_key()
+                    .is_some_and(|key| crypto.verify_p256(key, &crl.tbs, &crl.signature));
+            if signed {
+                return Err("The certificate has been revoked".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Fabric's `validateIdentityOUsV142` (MSP version 1.4.3 and later).
+    fn validate_ous(&self, cert: &ParsedCert, certifiers: &[u8]) -> Result<(), String> {
+        let ouids = || ou_ids_string(&cert.organizational_units, certifiers);
+        if !self.ou_identifiers.is_empty() {
+            let found = cert.organizational_units.iter().any(|ou| {
+                self.ou_identifiers
+                    .get(ou)
+                    .is_some_and(|ids| ids.iter().any(|id| id == certifiers))
+            });
+            if !found {
+                if cert.organizational_units.is_empty() {
+                    return Err(
+                        "the identity certificate does not contain an Organizational Unit (OU)"
+                            .into(),
+                    );
+                }
+                return Err(format!(
+                    "none of the identity's organizational units {} are in MSP {}",
+                    ouids(),
+                    self.name
+                ));
+            }
+        }
+        let Some(roles) = &self.node_ous else {
+            return Ok(());
+        };
+        let mut counter = 0;
+        for ou in &cert.organizational_units {
+            // Later roles with the same OU value replace earlier ones, as in Fabric's map.
+            let Some(role) = roles.iter().rev().find(|r| &r.ou == ou) else {
+                continue;
+            };
+            if !role.certifiers.is_empty() && role.certifiers != certifiers {
+                return Err(format!(
+                    "certifiersIdentifier does not match: {}, MSP: [{}]",
+                    ouids(),
+                    self.name
+                ));
+            }
+            counter += 1;
+            if counter > 1 {
+                break;
+            }
+        }
+        match counter {
+            0 => Err(format!(
+                "the identity does not have an OU that resolves to client, peer, orderer, or admin role. OUs: {}, MSP: [{}]",
+                ouids(),
+                self.name
+            )),
+            1 => Ok(()),
+            _ => Err(format!(
+                "the identity must have a client, a peer, an orderer, or an admin OU role to be valid, not a combination of them. OUs: {}, MSP: [{}]",
+                ouids(),
+                self.name
+            )),
+        }
+    }
+}
+
+/// SHA-256 over the concatenated DER of a chain (Fabric's certification chain
+/// identifier, with the default SHA256 identity identifier hash function).
+fn chain_identifier(chain: &[&ParsedCert], crypto: &dyn Crypto) -> Vec<u8> {
+    let mut all = Vec::new();
+    for cert in chain {
+        all.extend_from_slice(&cert.raw);
+    }
+    crypto.sha256(&all).to_vec()
+}
+
+/// Fabric's `OUIDs.String()`: `[client(0123456789ABCDEF) ...]`.
+fn ou_ids_string(ous: &[String], certifiers: &[u8]) -> String {
+    let mut hex = String::new();
+    for b in certifiers.iter().take(8) {
+        let _ = write!(hex, "{b:02X}");
+    }
+    let items: Vec<String> = ous.iter().map(|ou| format!("{ou}({hex})")).collect();
+    format!("[{}]", items.join(" "))
+}
+
+impl MspManager {
+    /// Builds the MSPs from their `MSPConfig`s (Fabric type 0 is X.509; idemix MSPs are
+    /// recorded but their identities are refused). The same MSP id twice is an error
+    /// unless both configs are identical.
+    pub fn new(configs: &[MspConfig], crypto: &dyn Crypto) -> Result<Self, String> {
+        let mut msps = BTreeMap::new();
+        let mut seen: BTreeMap<String, &MspConfig> = BTreeMap::new();
+        for config in configs {
+            let (name, entry) = if config.r#type == MSP_TYPE_FABRIC {
+                let fabric = FabricMspConfig::decode(config.config.as_ref())
+                    .map_err(|e| format!("error unmarshalling fabric msp config: {e}"))?;
+                let msp = Msp::setup(&fabric, crypto)?;
+                (msp.name.clone(), MspEntry::X509(Box::new(msp)))
+            } else {
+                (
+                    msp_config_name(config)?,
+                    MspEntry::Unsupported {
+                        kind: config.r#type,
+                    },
+                )
+            };
+            if let Some(previous) = seen.get(&name) {
+                if *previous != config {
+                    return Err(format!(
+                        "Attempted to define two different versions of MSP: {name}"
+                    ));
+                }
+                continue;
+            }
+            seen.insert(name.clone(), config);
+            msps.insert(name, entry);
+        }
+        Ok(MspManager { msps })
+    }
+
+    /// The MSP ids, sorted.
+    pub fn msp_ids(&self) -> Vec<String> {
+        self.msps.keys().cloned().collect()
+    }
+
+    /// Whether an MSP of this id exists.
+    pub fn contains(&self, msp_id: &str) -> bool {
+        self.msps.contains_key(msp_id)
+    }
+
+    /// Deserialize a `msp.SerializedIdentity` and validate it against the MSP it
+    /// names: the MSP checks of [`MspManager::validate_parsed`], plus the certificate
+    /// being within its validity period at `now_unix_nanos`.
+    pub fn validate_identity(
+        &self,
+        serialized: &[u8],
+        now_unix_nanos: u64,
+        crypto: &dyn Crypto,
+    ) -> Result<Identity, String> {
+        let parsed = ParsedIdentity::from_serialized(serialized)?;
+        let identity = self.validate_parsed(&parsed, crypto)?;
+        parsed.cert.check_time(now_unix_nanos)?;
+        Ok(identity)
+    }
+
+    /// Validate an already parsed creator the way Fabric's MSP does (chain checked at
+    /// the certificate's NotBefore + 1s, so an expired certificate still validates:
+    /// expiry is checked separately, see the module docs).
+    pub fn validate_parsed(
+        &self,
+        parsed: &ParsedIdentity,
+        crypto: &dyn Crypto,
+    ) -> Result<Identity, String> {
+        let msp = match self.msps.get(&parsed.msp_id) {
+            None => return Err(format!("MSP {} is not defined on channel", parsed.msp_id)),
+            Some(MspEntry::Unsupported { kind }) => {
+                return Err(format!(
+                    "MSP {} is of type {kind}, which this orderer does not support",
+                    parsed.msp_id
+                ));
+            }
+            Some(MspEntry::X509(msp)) => msp,
+        };
+        let Some(public_key) = parsed.cert.public_key() else {
+            return Err(
+                "failed to import certificate's public key: only EC P-256 keys are supported"
+                    .into(),
+            );
+        };
+        msp.validate(&parsed.cert, crypto)?;
+        Ok(Identity {
+            msp_id: parsed.msp_id.clone(),
+            public_key: public_key.to_vec(),
+            not_after_unix_nanos: parsed.cert.not_after_unix_nanos,
+            organizational_units: parsed.cert.organizational_units.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testkit::*;
+    use crate::crypto::NativeCrypto;
+
+    const C: &NativeCrypto = &NativeCrypto;
+
+    fn manager() -> MspManager {
+        etcdraft_config().msps
+    }
+
+    /// A time within every fixture certificate's validity: block 1's transaction time.
+    fn now() -> u64 {
+        envelope_time_nanos(&block_envelopes("blocks/mychannel-etcdraft-block-1.block")[0])
+    }
+
+    #[test]
+    fn creators_of_real_transactions_are_valid() {
+        let m = manager();
+        for n in 1..=3 {
+            for env in block_envelopes(&format!("blocks/mychannel-etcdraft-block-{n}.block")) {
+                let id = m
+                    .validate_identity(&creator(&env), envelope_time_nanos(&env), C)
+                    .unwrap();
+                assert_eq!(id.msp_id, "Org1MSP");
+                assert_eq!(id.organizational_units, vec!["client"]);
+                assert_eq!(id.public_key.len(), 65);
+                assert_eq!(id.public_key[0], 4);
+            }
+        }
+    }
+
+    #[test]
+    fn fixture_identities_of_each_role_are_valid() {
+        let m = manager();
+        for (signer, ou) in [
+            (user1(), "client"),
+            (admin1(), "admin"),
+            (peer0(), "peer"),
+            (orderer_admin(), "admin"),
+            (orderer0(), "orderer"),
+        ] {
+            let id = m.validate_identity(&signer.creator(), now(), C).unwrap();
+            assert_eq!(id.msp_id, signer.msp_id);
+            assert_eq!(id.organizational_units, vec![ou]);
+            // The key in the certificate is the key of the keystore.
+            let expected = signer.key.verifying_key().to_encoded_point(false);
+            assert_eq!(id.public_key, expected.as_bytes());
+        }
+    }
+
+    #[test]
+    fn unknown_msp() {
+        let err = manager()
+            .validate_identity(&serialized("Org9MSP", &user1().cert_pem), now(), C)
+            .unwrap_err();
+        assert_eq!(err, "MSP Org9MSP is not defined on channel");
+    }
+
+    #[test]
+    fn certificate_of_another_msp() {
+        let err = manager()
+            .validate_identity(&serialized("OrdererMSP", &user1().cert_pem), now(), C)
+            .unwrap_err();
+        assert!(
+            err.starts_with("could not obtain certification chain: the supplied identity is not valid: x509: certificate signed by unknown authority"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn malformed_identities() {
+        let m = manager();
+        let err = m.validate_identity(b"\xff\xff\xff", now(), C).unwrap_err();
+        assert!(
+            err.starts_with("could not deserialize a SerializedIdentity"),
+            "{err}"
+        );
+        let err = m
+            .validate_identity(&serialized("Org1MSP", b"not a pem"), now(), C)
+            .unwrap_err();
+        assert_eq!(err, "could not decode the PEM structure");
+        let err = m
+            .validate_identity(
+                &serialized("Org1MSP", &pem("CERTIFICATE", b"\x30\x03\x02\x01\x01")),
+                now(),
+                C,
+            )
+            .unwrap_err();
+        assert!(err.starts_with("parseCertificate failed"), "{err}");
+    }
+
+    #[test]
+    fn ca_certificate_cannot_be_an_identity() {
+        let err = manager()
+            .validate_identity(&serialized("Org1MSP", &org1_ca_pem()), now(), C)
+            .unwrap_err();
+        assert!(
+            err.contains("Certificate Authority equals true cannot be used as an identity"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn expiry_is_checked_at_now_only_by_validate_identity() {
+        let m = manager();
+        let user = user1();
+        let parsed = ParsedIdentity::from_serialized(&user.creator()).unwrap();
+        let after = parsed.cert.not_after_unix_nanos + 1;
+        let err = m.validate_identity(&user.creator(), after, C).unwrap_err();
+        assert!(
+            err.contains("certificate has expired or is not yet valid: current time"),
+            "{err}"
+        );
+        let before = parsed.cert.not_before_unix_nanos - 1;
+        assert!(m.validate_identity(&user.creator(), before, C).is_err());
+        // Fabric's MSP itself does not look at the clock.
+        assert!(m.validate_parsed(&parsed, C).is_ok());
+        assert_eq!(
+            m.validate_parsed(&parsed, C).unwrap().not_after_unix_nanos,
+            parsed.cert.not_after_unix_nanos
+        );
+    }
+
+    #[test]
+    fn tampered_certificate_signature_breaks_the_chain() {
+        let mut der = pem_decode(&user1().cert_pem).unwrap();
+        let last = der.len() - 3;
+        der[last] ^= 0x01;
+        let err = manager()
+            .validate_identity(&serialized("Org1MSP", &pem("CERTIFICATE", &der)), now(), C)
+            .unwrap_err();
+        assert!(
+            err.contains("x509: certificate signed by unknown authority"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn minted_certificates_and_node_ous() {
+        let m = manager();
+        let ca = org1_ca_key();
+        let user = user1();
+        // Re-signed by the real CA, unchanged: valid, with a low-S or a high-S
+        // certificate signature (Fabric sanitises certificates to low-S).
+        for high_s in [false, true] {
+            let minted = mint_cert(&user.cert_pem, &ca, |_| {}, high_s);
+            m.validate_identity(&serialized("Org1MSP", &minted), now(), C)
+                .unwrap();
+        }
+        // An OU that is no NodeOU role.
+        let minted = mint_cert(
+            &user.cert_pem,
+            &ca,
+            |tbs| replace_once(tbs, b"client", b"clixnt"),
+            false,
+        );
+        let err = m
+            .validate_identity(&serialized("Org1MSP", &minted), now(), C)
+            .unwrap_err();
+        assert!(
+            err.starts_with("could not validate identity's OUs: the identity does not have an OU that resolves to client, peer, orderer, or admin role. OUs: [clixnt("),
+            "{err}"
+        );
+        assert!(err.ends_with("], MSP: [Org1MSP]"), "{err}");
+        // A changed certificate not re-signed.
+        let mut der = pem_decode(&user.cert_pem).unwrap();
+        replace_once(&mut der, b"client", b"admin_");
+        let err = m
+            .validate_identity(&serialized("Org1MSP", &pem("CERTIFICATE", &der)), now(), C)
+            .unwrap_err();
+        assert!(err.contains("unknown authority"), "{err}");
+        // Signed by another key than the CA's.
+        let minted = mint_cert(&user.cert_pem, &user.key, |_| {}, false);
+        let err = m
+            .validate_identity(&serialized("Org1MSP", &minted), now(), C)
+            .unwrap_err();
+        assert!(err.contains("unknown authority"), "{err}");
+    }
+
+    /// A CRL by `issuer_pem`'s subject, signed by `key`, revoking `serials`.
+    fn crl(issuer_pem: &[u8], key: &p256::ecdsa::SigningKey, serials: &[Vec<u8>]) -> Vec<u8> {
+        let issuer = ParsedCert::from_pem(issuer_pem).unwrap();
+        let alg = tlv(
+            0x30,
+            &tlv(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]),
+        );
+        let time = tlv(0x17, b"261125000000Z");
+        let mut revoked = Vec::new();
+        for serial in serials {
+            let mut entry = tlv(0x02, serial);
+            entry.extend(&time);
+            revoked.extend(tlv(0x30, &entry));
+        }
+        let aki = tlv(0x30, &tlv(0x80, issuer.subject_key_id.as_ref().unwrap()));
+        let mut ext = tlv(0x06, &[0x55, 0x1d, 0x23]);
+        ext.extend(tlv(0x04, &aki));
+        let exts = tlv(0xa0, &tlv(0x30, &tlv(0x30, &ext)));
+        let mut tbs = tlv(0x02, &[1]);
+        tbs.extend(&alg);
+        tbs.extend(&issuer.subject);
+        tbs.extend(&time);
+        tbs.extend(tlv(0x30, &revoked));
+        tbs.extend(exts);
+        let tbs = tlv(0x30, &tbs);
+        let mut bits = vec![0];
+        bits.extend(sign(key, &tbs));
+        let mut all = tbs;
+        all.extend(alg);
+        all.extend(tlv(0x03, &bits));
+        pem("X509 CRL", &tlv(0x30, &all))
+    }
+
+    #[test]
+    fn revocation_lists() {
+        let user = user1();
+        let serial = ParsedIdentity::from_serialized(&user.creator())
+            .unwrap()
+            .cert
+            .serial;
+        let with_crl = |crl_pem: Vec<u8>| {
+            let mut config = genesis_application_msp("Org1MSP");
+            let mut fabric = FabricMspConfig::decode(config.config.as_ref()).unwrap();
+            fabric.revocation_list.push(crl_pem.into());
+            config.config = fabric.encode_to_vec().into();
+            MspManager::new(&[config], C).unwrap()
+        };
+        let m = with_crl(crl(
+            &org1_ca_pem(),
+            &org1_ca_key(),
+            std::slice::from_ref(&serial),
+        ));
+        let err = m.validate_identity(&user.creator(), now(), C).unwrap_err();
+        assert_eq!(
+            err,
+            "could not validate identity against certification chain: The certificate has been revoked"
+        );
+        m.validate_identity(&admin1().creator(), now(), C).unwrap();
+        // A CRL not signed by the CA is ignored.
+        let m = with_crl(crl(&org1_ca_pem(), &user.key, &[serial]));
+        m.validate_identity(&user.creator(), now(), C).unwrap();
+    }
+
+    #[test]
+    fn low_s_rule() {
+        let mut half = P256_HALF_ORDER.to_vec();
+        assert!(is_low_s(&half));
+        *half.last_mut().unwrap() += 1;
+        assert!(!is_low_s(&half));
+        assert!(is_low_s(&[1]));
+        assert!(!is_low_s(&[1u8; 33]));
+        // Real signatures: the fixture's are low-S; their twins are not and fail.
+        let env = &block_envelopes("blocks/mychannel-etcdraft-block-1.block")[0];
+        let e = fabric_protos::common::Envelope::decode(env.as_slice()).unwrap();
+        let id = manager()
+            .validate_identity(&creator(env), now(), C)
+            .unwrap();
+        assert!(id.verify(&e.payload, &e.signature, C));
+        let twin = high_s_twin(&e.signature);
+        assert!(!is_low_s(ecdsa_signature_s(&twin).unwrap()));
+        assert!(
+            C.verify_p256(&id.public_key, &e.payload, &twin),
+            "the twin is mathematically valid"
+        );
+        assert!(!id.verify(&e.payload, &twin, C));
+        assert!(!id.verify(&e.payload, b"\x30\x00", C));
+        assert!(!id.verify(&e.payload, &[], C));
+    }
+
+    #[test]
+    fn ecdsa_signature_parsing() {
+        assert_eq!(
+            ecdsa_signature_s(&[0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x05]),
+            Some(&[5u8][..])
+        );
+        // Zero or negative R/S, trailing bytes, wrong tags.
+        assert_eq!(
+            ecdsa_signature_s(&[0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x05]),
+            None
+        );
+        assert_eq!(
+            ecdsa_signature_s(&[0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x85]),
+            None
+        );
+        assert_eq!(
+            ecdsa_signature_s(&[0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x05, 0x00]),
+            None
+        );
+        assert_eq!(
+            ecdsa_signature_s(&[0x31, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x05]),
+            None
+        );
+    }
+
+    #[test]
+    fn pem_and_base64() {
+        let der = b"\x01\x02\x03\xfe\xff";
+        let mut text = b"garbage before\n".to_vec();
+        text.extend(pem("ANYTHING", der));
+        assert_eq!(pem_decode(&text).unwrap(), der);
+        for n in 0..8 {
+            let data: Vec<u8> = (0..n).map(|i| i * 37).collect();
+            assert_eq!(
+                base64_decode(base64_encode(&data).as_bytes()).unwrap(),
+                data
+            );
+        }
+        assert!(base64_decode(b"A===").is_none());
+        assert!(base64_decode(b"AA=A").is_none());
+        assert!(pem_decode(b"-----BEGIN X-----\nAAAA\n").is_none());
+    }
+
+    #[test]
+    fn time_formatting() {
+        assert_eq!(format_unix_nanos(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            format_unix_nanos(1_700_000_000_000_000_000),
+            "2023-11-14T22:13:20Z"
+        );
+        assert_eq!(
+            format_unix_nanos(951_782_400_000_000_000),
+            "2000-02-29T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn msp_config_errors() {
+        let config = MspConfig {
+            r#type: 0,
+            config: FabricMspConfig {
+                name: "X".into(),
+                ..Default::default()
+            }
+            .encode_to_vec()
+            .into(),
+        };
+        let err = MspManager::new(&[config], C).unwrap_err();
+        assert_eq!(err, "MSP X: expected at least one CA certificate");
+        // Idemix MSPs are kept, their identities refused. (IdemixMSPConfig: name = 1,
+        // epoch = 4 as a varint, which FabricMSPConfig could not decode.)
+        let mut idemix_bytes = vec![0x0a, 9];
+        idemix_bytes.extend_from_slice(b"IdemixMSP");
+        idemix_bytes.extend_from_slice(&[0x20, 0x05]);
+        let idemix = MspConfig {
+            r#type: 1,
+            config: idemix_bytes.into(),
+        };
+        let m = MspManager::new(&[idemix], C).unwrap();
+        assert!(m.contains("IdemixMSP"));
+        let err = m
+            .validate_identity(&serialized("IdemixMSP", &user1().cert_pem), now(), C)
+            .unwrap_err();
+        assert!(err.contains("does not support"), "{err}");
+        // The same MSP id twice: fine when identical, an error otherwise.
+        let orderer_msp = |name: &str| MspConfig {
+            r#type: 0,
+            config: FabricMspConfig {
+                name: name.into(),
+                root_certs: vec![org1_ca_pem().into()],
+                ..Default::default()
+            }
+            .encode_to_vec()
+            .into(),
+        };
+        let a = orderer_msp("A");
+        let mut b = orderer_msp("A");
+        assert!(MspManager::new(&[a.clone(), b.clone()], C).is_ok());
+        b.config = FabricMspConfig {
+            name: "A".into(),
+            root_certs: vec![org1_ca_pem().into(), org1_ca_pem().into()],
+            ..Default::default()
+        }
+        .encode_to_vec()
+        .into();
+        assert_eq!(
+            MspManager::new(&[a, b], C).unwrap_err(),
+            "Attempted to define two different versions of MSP: A"
+        );
+    }
+}

@@ -1,0 +1,372 @@
+//! The client for people: `orderer broadcast` sends signed envelopes and reports
+//! acks/s; `orderer deliver` fetches blocks and verifies them (hash chain, data hash,
+//! orderer signatures against the channel's orderer MSPs).
+
+use crate::identity::Signer;
+use crate::server::MAX_MESSAGE_BYTES;
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use clap::Args;
+use fabric_protos::common::{
+    Block, BlockMetadataIndex, Envelope, HeaderType, LastConfig, Metadata, SignatureHeader, Status,
+};
+use fabric_protos::orderer::atomic_broadcast_client::AtomicBroadcastClient;
+use fabric_protos::orderer::seek_info::SeekBehavior;
+use fabric_protos::orderer::{
+    DeliverResponse, SeekInfo, SeekPosition, deliver_response, seek_position,
+};
+use ordering_core::blockheader::header_der;
+use ordering_core::config::ChannelConfig;
+use ordering_core::{Crypto, NativeCrypto};
+use prost::Message;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+#[derive(Args, Debug)]
+pub struct Identity {
+    /// Orderer address HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:7050")]
+    pub orderer: String,
+    #[arg(long, default_value = "devchannel")]
+    pub channel: String,
+    /// The client's MSP folder (default: the dev default's User1 of Org1MSP).
+    #[arg(
+        long,
+        default_value = "./orderer-data/crypto/peerOrganizations/org1.example.com/users/User1@org1.example.com/msp"
+    )]
+    pub msp_dir: PathBuf,
+    #[arg(long, default_value = "Org1MSP")]
+    pub msp_id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct BroadcastArgs {
+    #[command(flatten)]
+    pub identity: Identity,
+    /// Number of envelopes.
+    #[arg(short = 'n', long, default_value_t = 1000)]
+    pub count: usize,
+    /// Payload data bytes per envelope (the signed envelope is ~1 KB larger).
+    #[arg(short = 's', long, default_value_t = 3072)]
+    pub size: usize,
+    /// Concurrent Broadcast streams.
+    #[arg(short = 'k', long, default_value_t = 1)]
+    pub streams: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct DeliverArgs {
+    #[command(flatten)]
+    pub identity: Identity,
+    /// oldest | newest | next | a block number.
+    #[arg(long, default_value = "oldest")]
+    pub start: String,
+    /// newest | forever | a block number.
+    #[arg(long, default_value = "newest")]
+    pub stop: String,
+    /// Answer NOT_FOUND instead of waiting for blocks that do not exist yet.
+    #[arg(long)]
+    pub fail_if_not_ready: bool,
+}
+
+async fn connect(address: &str) -> Result<AtomicBroadcastClient<Channel>> {
+    let client = AtomicBroadcastClient::connect(format!("http://{address}"))
+        .await
+        .with_context(|| format!("connecting to the orderer at {address}"))?;
+    Ok(client
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+pub async fn broadcast(args: BroadcastArgs) -> Result<()> {
+    let id = &args.identity;
+    let signer = Signer::from_msp_dir(&id.msp_dir, &id.msp_id)?;
+    let streams = args.streams.max(1);
+    // Sign everything before the clock starts: we measure the orderer, not the client.
+    let mut batches: Vec<Vec<Envelope>> = vec![Vec::new(); streams];
+    for i in 0..args.count {
+        let data = Bytes::from((0..args.size).map(|j| (i + j) as u8).collect::<Vec<u8>>());
+        let env = signer.signed_envelope(
+            HeaderType::EndorserTransaction,
+            &id.channel,
+            data,
+            SystemTime::now(),
+        );
+        batches[i % streams].push(env);
+    }
+    let client = connect(&id.orderer).await?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for batch in batches {
+        let mut client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let sent = batch.len();
+            let outbound = tokio_stream::iter(batch);
+            let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+            let mut inbound = client.broadcast(outbound).await?.into_inner();
+            let mut answered = 0;
+            while let Some(resp) = inbound.message().await? {
+                answered += 1;
+                let status = Status::try_from(resp.status)
+                    .map_or(resp.status.to_string(), |s| s.as_str_name().into());
+                if resp.status != Status::Success as i32 {
+                    eprintln!("{status}: {}", resp.info);
+                }
+                *statuses.entry(status).or_default() += 1;
+            }
+            if answered < sent {
+                *statuses.entry("UNANSWERED".into()).or_default() += sent - answered;
+            }
+            anyhow::Ok(statuses)
+        }));
+    }
+    let mut totals: BTreeMap<String, usize> = BTreeMap::new();
+    for task in tasks {
+        for (status, n) in task.await?? {
+            *totals.entry(status).or_default() += n;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let acks = totals.get("SUCCESS").copied().unwrap_or(0);
+    let counts: Vec<String> = totals.iter().map(|(s, n)| format!("{s}={n}")).collect();
+    println!(
+        "broadcast {} envelopes ({} B payload data) over {} stream(s) in {:.3} s: {:.0} acks/s; {}",
+        args.count,
+        args.size,
+        streams,
+        secs,
+        acks as f64 / secs,
+        counts.join(" ")
+    );
+    if acks < args.count {
+        bail!(
+            "{} of {} envelopes were not acknowledged with SUCCESS",
+            args.count - acks,
+            args.count
+        );
+    }
+    Ok(())
+}
+
+fn position(text: &str) -> Result<SeekPosition> {
+    use seek_position::Type;
+    let kind = match text {
+        "oldest" => Type::Oldest(Default::default()),
+        "newest" => Type::Newest(Default::default()),
+        "next" => Type::NextCommit(Default::default()),
+        "forever" => Type::Specified(fabric_protos::orderer::SeekSpecified { number: u64::MAX }),
+        n => Type::Specified(fabric_protos::orderer::SeekSpecified {
+            number: n.parse().map_err(|_| {
+                anyhow!("bad seek position {n:?}: oldest, newest, next, forever or a number")
+            })?,
+        }),
+    };
+    Ok(SeekPosition { r#type: Some(kind) })
+}
+
+/// One Deliver stream; each `request` sends a SeekInfo and collects the answer.
+struct DeliverSession {
+    signer: Signer,
+    channel: String,
+    requests: mpsc::Sender<Envelope>,
+    responses: tonic::Streaming<DeliverResponse>,
+}
+
+impl DeliverSession {
+    async fn open(id: &Identity) -> Result<Self> {
+        let signer = Signer::from_msp_dir(&id.msp_dir, &id.msp_id)?;
+        let mut client = connect(&id.orderer).await?;
+        let (requests, rx) = mpsc::channel(4);
+        let responses = client.deliver(ReceiverStream::new(rx)).await?.into_inner();
+        Ok(DeliverSession {
+            signer,
+            channel: id.channel.clone(),
+            requests,
+            responses,
+        })
+    }
+
+    async fn send(
+        &self,
+        start: SeekPosition,
+        stop: SeekPosition,
+        behavior: SeekBehavior,
+    ) -> Result<()> {
+        let seek = SeekInfo {
+            start: Some(start),
+            stop: Some(stop),
+            behavior: behavior as i32,
+            ..Default::default()
+        };
+        let env = self.signer.signed_envelope(
+            HeaderType::DeliverSeekInfo,
+            &self.channel,
+            seek.encode_to_vec().into(),
+            SystemTime::now(),
+        );
+        self.requests
+            .send(env)
+            .await
+            .map_err(|_| anyhow!("deliver stream closed"))
+    }
+
+    /// The next block, or Err with the final status.
+    async fn next(&mut self) -> Result<std::result::Result<Block, i32>> {
+        match self.responses.message().await?.and_then(|r| r.r#type) {
+            Some(deliver_response::Type::Block(block)) => Ok(Ok(block)),
+            Some(deliver_response::Type::Status(status)) => Ok(Err(status)),
+            None => bail!("the orderer closed the deliver stream"),
+        }
+    }
+
+    async fn single(&mut self, number: u64) -> Result<Block> {
+        let at = position(&number.to_string())?;
+        self.send(at.clone(), at, SeekBehavior::FailIfNotReady)
+            .await?;
+        let block = self
+            .next()
+            .await?
+            .map_err(|s| anyhow!("block {number}: status {s}"))?;
+        self.next().await?.ok();
+        Ok(block)
+    }
+}
+
+pub async fn deliver(args: DeliverArgs) -> Result<()> {
+    let mut session = DeliverSession::open(&args.identity).await?;
+    // The channel config (for the orderer MSPs) from the newest block's LAST_CONFIG.
+    let newest = position("newest")?;
+    session
+        .send(newest.clone(), newest, SeekBehavior::FailIfNotReady)
+        .await?;
+    let tip = session
+        .next()
+        .await?
+        .map_err(|s| anyhow!("channel {}: status {}", session.channel, status_name(s)))?;
+    session.next().await?.ok();
+    let config_block = session.single(last_config(&tip)).await?;
+    let config = ChannelConfig::from_config_block(&config_block.encode_to_vec(), &NativeCrypto)
+        .map_err(|e| anyhow!("reading the channel config: {e}"))?;
+
+    let behavior = if args.fail_if_not_ready {
+        SeekBehavior::FailIfNotReady
+    } else {
+        SeekBehavior::BlockUntilReady
+    };
+    session
+        .send(position(&args.start)?, position(&args.stop)?, behavior)
+        .await?;
+    let mut previous: Option<(u64, [u8; 32])> = None;
+    let mut problems = 0;
+    loop {
+        let block = match session.next().await? {
+            Ok(block) => block,
+            Err(status) => {
+                println!("status {}", status_name(status));
+                if status != Status::Success as i32 {
+                    bail!("deliver ended with {}", status_name(status));
+                }
+                break;
+            }
+        };
+        let (line, ok) = check_block(&block, previous, &config);
+        println!("{line}");
+        problems += usize::from(!ok);
+        let header = block.header.unwrap_or_default();
+        previous = Some((header.number, NativeCrypto.sha256(&header_der(&header))));
+    }
+    if problems > 0 {
+        bail!("{problems} block(s) failed verification");
+    }
+    Ok(())
+}
+
+fn status_name(status: i32) -> String {
+    Status::try_from(status).map_or(status.to_string(), |s| {
+        format!("{} ({status})", s.as_str_name())
+    })
+}
+
+fn last_config(block: &Block) -> u64 {
+    block
+        .metadata
+        .as_ref()
+        .and_then(|m| m.metadata.get(BlockMetadataIndex::LastConfig as usize))
+        .and_then(|raw| Metadata::decode(raw.clone()).ok())
+        .and_then(|m| LastConfig::decode(m.value).ok())
+        .map_or(0, |l| l.index)
+}
+
+/// One line about a block and whether everything in it checks out.
+pub fn check_block(
+    block: &Block,
+    previous: Option<(u64, [u8; 32])>,
+    config: &ChannelConfig,
+) -> (String, bool) {
+    let header = block.header.clone().unwrap_or_default();
+    let data = block
+        .data
+        .as_ref()
+        .map(|d| d.data.as_slice())
+        .unwrap_or_default();
+    let mut concat = Vec::new();
+    data.iter().for_each(|d| concat.extend_from_slice(d));
+    let data_ok = NativeCrypto.sha256(&concat)[..] == header.data_hash[..];
+    let chain_ok = match previous {
+        Some((n, hash)) if n + 1 == header.number => hash[..] == header.previous_hash[..],
+        _ => true,
+    };
+    let signers = signatures(block, config);
+    let signed_ok = header.number == 0 || signers.as_ref().is_ok_and(|s| !s.is_empty());
+    let ok = data_ok && chain_ok && signed_ok;
+    let hash = NativeCrypto.sha256(&header_der(&header));
+    let signed = match signers {
+        Ok(s) if s.is_empty() => "unsigned".to_string(),
+        Ok(s) => format!("signed by {}", s.join(",")),
+        Err(e) => format!("BAD SIGNATURE: {e}"),
+    };
+    let line = format!(
+        "block {} txs={} hash={} data_hash={} previous={} {} {}",
+        header.number,
+        data.len(),
+        hex::encode(&hash[..8]),
+        if data_ok { "ok" } else { "MISMATCH" },
+        if chain_ok { "ok" } else { "MISMATCH" },
+        signed,
+        if ok { "verified" } else { "FAILED" },
+    );
+    (line, ok)
+}
+
+/// The MSP ids of valid orderer-org signatures on a block; Err on any bad one.
+fn signatures(block: &Block, config: &ChannelConfig) -> Result<Vec<String>> {
+    let Some(raw) = block.metadata.as_ref().and_then(|m| m.metadata.first()) else {
+        return Ok(vec![]);
+    };
+    let metadata = Metadata::decode(raw.clone())?;
+    let header = header_der(&block.header.clone().unwrap_or_default());
+    let now = crate::chain::now_unix_nanos();
+    let mut signers = Vec::new();
+    for sig in &metadata.signatures {
+        let shdr = SignatureHeader::decode(sig.signature_header.clone())?;
+        let identity = config
+            .msps
+            .validate_identity(&shdr.creator, now, &NativeCrypto)
+            .map_err(|e| anyhow!("signer: {e}"))?;
+        if !config.orderer_org_ids.contains(&identity.msp_id) {
+            bail!("signer {} is not an orderer organization", identity.msp_id);
+        }
+        let mut signed = metadata.value.to_vec();
+        signed.extend_from_slice(&sig.signature_header);
+        signed.extend_from_slice(&header);
+        if !NativeCrypto.verify_p256(&identity.public_key, &signed, &sig.signature) {
+            bail!("signature by {} does not verify", identity.msp_id);
+        }
+        signers.push(identity.msp_id);
+    }
+    Ok(signers)
+}

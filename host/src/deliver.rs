@@ -1,0 +1,163 @@
+//! `AtomicBroadcast.Deliver`, as Fabric's common/deliver handler: each SeekInfo
+//! request streams blocks from the ledger (waiting for new ones where asked) and
+//! ends with a status; SUCCESS lets the client send the next request on the same
+//! stream, any other status closes it.
+
+use crate::chain::now_unix_nanos;
+use crate::registrar::{ChainSupport, Registrar};
+use fabric_protos::common::{Block, ChannelHeader, Envelope, Payload, SignatureHeader, Status};
+use fabric_protos::orderer::seek_info::SeekBehavior;
+use fabric_protos::orderer::{
+    DeliverResponse, SeekInfo, SeekPosition, deliver_response, seek_position,
+};
+use prost::Message;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tonic::Streaming;
+
+pub type Responses = mpsc::Sender<Result<DeliverResponse, tonic::Status>>;
+
+/// Fabric's default `General.Authentication.TimeWindow`.
+const TIME_WINDOW_NANOS: u64 = 15 * 60 * 1_000_000_000;
+
+pub async fn handle(
+    registrar: Arc<Registrar>,
+    mut inbound: Streaming<Envelope>,
+    responses: Responses,
+) {
+    loop {
+        let envelope = match inbound.message().await {
+            Ok(Some(envelope)) => envelope,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!("deliver stream ended: {e}");
+                return;
+            }
+        };
+        // None: the client went away while we were sending or waiting.
+        let Some(status) = deliver_blocks(&registrar, &envelope, &responses).await else {
+            return;
+        };
+        let response = DeliverResponse {
+            r#type: Some(deliver_response::Type::Status(status as i32)),
+        };
+        if responses.send(Ok(response)).await.is_err() || status != Status::Success {
+            return;
+        }
+    }
+}
+
+async fn deliver_blocks(
+    registrar: &Registrar,
+    envelope: &Envelope,
+    responses: &Responses,
+) -> Option<Status> {
+    let now = now_unix_nanos();
+    let Ok((payload, chdr)) = parse(envelope, now) else {
+        return Some(Status::BadRequest);
+    };
+    let Some(support) = registrar.get(&chdr.channel_id) else {
+        return Some(Status::NotFound);
+    };
+    let Ok(seek) = SeekInfo::decode(payload.data) else {
+        return Some(Status::BadRequest);
+    };
+    let raw = envelope.encode_to_vec();
+    let access = tokio::task::block_in_place(|| {
+        support
+            .validators
+            .with(|core| core.authorize_deliver(&raw, now))
+    });
+    match access {
+        Ok(Ok(())) => {}
+        Ok(Err(rejection)) => {
+            tracing::warn!(channel = %chdr.channel_id, "deliver client is not authorized: {rejection}");
+            return Some(Status::Forbidden);
+        }
+        Err(e) => {
+            tracing::error!(channel = %chdr.channel_id, "deliver access check failed: {e:#}");
+            return Some(Status::ServiceUnavailable);
+        }
+    }
+    let (Some(start), Some(stop)) = (&seek.start, &seek.stop) else {
+        return Some(Status::BadRequest);
+    };
+    stream_range(&support, &seek, start, stop, responses).await
+}
+
+/// Payload and channel header of a request, with the 15-minute timestamp window.
+fn parse(envelope: &Envelope, now: u64) -> Result<(Payload, ChannelHeader), ()> {
+    let payload = Payload::decode(envelope.payload.clone()).map_err(drop)?;
+    let header = payload.header.as_ref().ok_or(())?;
+    let chdr = ChannelHeader::decode(header.channel_header.clone()).map_err(drop)?;
+    SignatureHeader::decode(header.signature_header.clone()).map_err(drop)?;
+    let ts = chdr.timestamp.as_ref().ok_or(())?;
+    let ts_nanos = ts.seconds as i128 * 1_000_000_000 + ts.nanos as i128;
+    if (now as i128 - ts_nanos).unsigned_abs() > TIME_WINDOW_NANOS as u128 {
+        return Err(());
+    }
+    Ok((payload, chdr))
+}
+
+async fn stream_range(
+    support: &ChainSupport,
+    seek: &SeekInfo,
+    start: &SeekPosition,
+    stop: &SeekPosition,
+    responses: &Responses,
+) -> Option<Status> {
+    let ledger = &support.ledger;
+    let mut height = ledger.watch_height();
+    let current = *height.borrow();
+    // Fabric's file ledger iterator: a start beyond the height (or no start type)
+    // yields an iterator that answers NOT_FOUND, reported as position 0.
+    let (mut number, found) = match start.r#type {
+        Some(seek_position::Type::Oldest(_)) => (0, true),
+        Some(seek_position::Type::Newest(_)) => (current - 1, true),
+        Some(seek_position::Type::Specified(ref s)) if s.number <= current => (s.number, true),
+        Some(seek_position::Type::NextCommit(_)) => (current, true),
+        _ => (0, false),
+    };
+    let stop_number = match stop.r#type {
+        Some(seek_position::Type::Oldest(_)) => number,
+        // Newest..Newest sends exactly one block, even if the chain grows meanwhile.
+        Some(seek_position::Type::Newest(_)) if start == stop => number,
+        Some(seek_position::Type::Newest(_)) => current - 1,
+        Some(seek_position::Type::Specified(ref s)) if s.number < number => {
+            return Some(Status::BadRequest);
+        }
+        Some(seek_position::Type::Specified(ref s)) => s.number,
+        _ => 0,
+    };
+    let fail_if_not_ready = seek.behavior == SeekBehavior::FailIfNotReady as i32;
+    loop {
+        if fail_if_not_ready && number >= *height.borrow() {
+            return Some(Status::NotFound);
+        }
+        if !found {
+            return Some(Status::NotFound);
+        }
+        while *height.borrow_and_update() <= number {
+            tokio::select! {
+                changed = height.changed() => changed.ok()?,
+                _ = responses.closed() => return None,
+            }
+        }
+        let raw = match ledger.get(number) {
+            Ok(Some(raw)) => raw,
+            other => {
+                tracing::error!(channel = %support.channel_id, number, "reading block: {other:?}");
+                return Some(Status::InternalServerError);
+            }
+        };
+        let block = Block::decode(raw).ok()?;
+        let response = DeliverResponse {
+            r#type: Some(deliver_response::Type::Block(block)),
+        };
+        responses.send(Ok(response)).await.ok()?;
+        if number == stop_number {
+            return Some(Status::Success);
+        }
+        number += 1;
+    }
+}

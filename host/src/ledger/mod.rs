@@ -1,0 +1,425 @@
+//! The orderer's file ledger (Fabric's `common/ledger/blkstorage` + `fileledger`).
+//!
+//! One [`Ledger`] per channel, in `<location>/chains/<channel>/`. Blocks are stored as
+//! records `varint(length) ++ common.Block` in `blockfile_000000`, `blockfile_000001`,
+//! ...; a block that would push a file past the maximum size (64 MiB by default)
+//! starts the next file, and a block larger than the maximum sits alone in its file.
+//!
+//! The index (block number -> file, offset, length) lives in memory only: on open it
+//! is rebuilt by walking the length prefixes, without reading the bodies, and a torn
+//! tail left by a crash mid-append is truncated. Every append is fsynced before the
+//! block becomes visible (height, [`Ledger::get`], [`Ledger::watch_height`]), so a
+//! crash never loses a block a client could have seen.
+//!
+//! Concurrency: appends are serialized (an internal mutex; in practice one chain task
+//! per channel appends), reads come from any number of Deliver tasks and only take a
+//! read lock long enough to copy a cached block or a file handle; file reads use
+//! positioned I/O (`pread`) on a handle shared with the writer. All methods block on
+//! disk I/O (an append waits for fsync): call them from `spawn_blocking` or
+//! `block_in_place` when that matters. Recent blocks are served from memory.
+
+#![allow(dead_code)] // until the chain and deliver modules call it
+
+mod scan;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use bytes::Bytes;
+use fabric_protos::common::{Block, BlockHeader};
+use ordering_core::NativeCrypto;
+use ordering_core::blockheader::header_hash;
+use prost::Message;
+use tokio::sync::watch;
+
+use scan::file_name;
+
+/// Fabric's default block file size.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 64 << 20;
+/// The recent-block cache holds at most this many blocks...
+const CACHE_BLOCKS: usize = 128;
+/// ...and at most this many bytes.
+const CACHE_BYTES: usize = 64 << 20;
+
+/// `<location>/chains/<channel>`. The channel name must already be validated (Fabric's
+/// `[a-z][a-z0-9.-]*`), which keeps it a single path component.
+pub fn channel_dir(location: &Path, channel: &str) -> PathBuf {
+    location.join("chains").join(channel)
+}
+
+/// Why an append was refused. Returned inside `anyhow::Error`; downcast to match.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("cannot decode the block header: {0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error("the block has no header")]
+    MissingHeader,
+    #[error("block number {got} is not the next block: the ledger height is {expected}")]
+    WrongNumber { expected: u64, got: u64 },
+    #[error(
+        "block {number}: previous hash {got} does not match the header hash of block {} ({expected})",
+        number - 1
+    )]
+    WrongPreviousHash {
+        number: u64,
+        expected: String,
+        got: String,
+    },
+    #[error("the block is {0} bytes, over the 4 GiB record limit")]
+    TooLarge(usize),
+    #[error("the ledger refuses appends after an I/O error ({0}); reopen it to recover")]
+    Failed(String),
+}
+
+/// Where a block's body is: file number, offset of the body (after the length
+/// prefix), body length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Loc {
+    file: u32,
+    offset: u64,
+    len: u32,
+}
+
+/// What readers see; changed only under the write lock, after fsync.
+struct State {
+    index: Vec<Loc>,
+    /// One handle per block file, by file number, shared with the writer.
+    files: Vec<Arc<File>>,
+    tip: Option<BlockHeader>,
+    tip_hash: [u8; 32],
+    /// The newest blocks, ending at height - 1.
+    cache: VecDeque<Bytes>,
+    cache_bytes: usize,
+}
+
+impl State {
+    fn cache_push(&mut self, block: Bytes) {
+        self.cache_bytes += block.len();
+        self.cache.push_back(block);
+        while self.cache.len() > CACHE_BLOCKS
+            || (self.cache_bytes > CACHE_BYTES && !self.cache.is_empty())
+        {
+            let old = self.cache.pop_front().expect("cache is not empty");
+            self.cache_bytes -= old.len();
+        }
+    }
+}
+
+/// The append side: the current (last) file and its size.
+struct Writer {
+    number: u32,
+    file: Arc<File>,
+    size: u64,
+    /// Set after a failed write or fsync: the file's state is then unknown (a failed
+    /// fsync may have dropped the dirty pages), so appends stop until a reopen.
+    failed: Option<String>,
+}
+
+/// A channel's block store. `Send + Sync`: share it in an `Arc`.
+pub struct Ledger {
+    dir: PathBuf,
+    max_file_size: u64,
+    state: RwLock<State>,
+    writer: Mutex<Writer>,
+    height: watch::Sender<u64>,
+}
+
+/// Decodes only field 1 of a `common.Block`; data and metadata are skipped.
+#[derive(Clone, PartialEq, Message)]
+struct HeaderOnly {
+    #[prost(message, optional, tag = "1")]
+    header: Option<BlockHeader>,
+}
+
+/// The header of an encoded `common.Block`, without decoding its data.
+pub fn decode_header(block: &[u8]) -> Result<BlockHeader, AppendError> {
+    HeaderOnly::decode(block)?
+        .header
+        .ok_or(AppendError::MissingHeader)
+}
+
+impl Ledger {
+    /// Opens (or creates) the ledger in `dir` with 64 MiB block files.
+    pub fn open(dir: &Path) -> Result<Ledger> {
+        Self::open_with(dir, DEFAULT_MAX_FILE_SIZE)
+    }
+
+    /// Opens (or creates) the ledger in `dir`: rebuilds the index from the block
+    /// files, truncates a torn tail, and checks that the last block is number
+    /// `count - 1`. A corrupt record elsewhere is an error naming file and offset.
+    pub fn open_with(dir: &Path, max_file_size: u64) -> Result<Ledger> {
+        ensure!(
+            max_file_size > 0,
+            "the maximum block file size must be positive"
+        );
+        fs::create_dir_all(dir)
+            .with_context(|| format!("creating ledger directory {}", dir.display()))?;
+        let mut numbers = scan::list_files(dir)?;
+        if numbers.is_empty() {
+            let path = dir.join(file_name(0));
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            scan::sync_dir(dir)?;
+            numbers.push(0);
+        }
+
+        let mut index = Vec::new();
+        let mut files = Vec::with_capacity(numbers.len());
+        let mut last_len = 0;
+        for (i, &n) in numbers.iter().enumerate() {
+            let is_last = i + 1 == numbers.len();
+            let scanned = scan::scan_file(dir.join(file_name(n)), n, is_last, &mut index)?;
+            last_len = scanned.len;
+            files.push(Arc::new(scanned.file));
+        }
+
+        let mut state = State {
+            index,
+            files,
+            tip: None,
+            tip_hash: [0; 32],
+            cache: VecDeque::new(),
+            cache_bytes: 0,
+        };
+        if let Some(&loc) = state.index.last() {
+            let path = dir.join(file_name(loc.file));
+            let bytes = read_at(&state.files[loc.file as usize], loc).with_context(|| {
+                format!(
+                    "{}: reading the last block at offset {}",
+                    path.display(),
+                    loc.offset
+                )
+            })?;
+            let block = Block::decode(bytes.clone()).map_err(|e| {
+                anyhow!(
+                    "{}: corrupt record at offset {}: {e}",
+                    path.display(),
+                    loc.offset
+                )
+            })?;
+            let Some(header) = block.header else {
+                bail!(
+                    "{}: corrupt record at offset {}: block without a header",
+                    path.display(),
+                    loc.offset
+                );
+            };
+            let count = state.index.len() as u64;
+            if header.number != count - 1 {
+                bail!(
+                    "{}: the last block, at offset {}, is number {} but the block files hold {count} blocks",
+                    path.display(),
+                    loc.offset,
+                    header.number
+                );
+            }
+            state.tip_hash = header_hash(&header, &NativeCrypto);
+            state.tip = Some(header);
+            state.cache_push(bytes);
+        }
+
+        let height = state.index.len() as u64;
+        let writer = Writer {
+            number: *numbers.last().expect("at least one block file"),
+            file: state.files.last().expect("at least one block file").clone(),
+            size: last_len,
+            failed: None,
+        };
+        Ok(Ledger {
+            dir: dir.to_path_buf(),
+            max_file_size,
+            state: RwLock::new(state),
+            writer: Mutex::new(writer),
+            height: watch::Sender::new(height),
+        })
+    }
+
+    /// The ledger's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The number of blocks; the next block's number.
+    pub fn height(&self) -> u64 {
+        self.read_state().index.len() as u64
+    }
+
+    /// The newest block's header, `None` while the ledger is empty.
+    pub fn tip_header(&self) -> Option<BlockHeader> {
+        self.read_state().tip.clone()
+    }
+
+    /// The newest block's header hash (what the next block's `previous_hash` holds).
+    pub fn tip_hash(&self) -> Option<[u8; 32]> {
+        let state = self.read_state();
+        state.tip.as_ref().map(|_| state.tip_hash)
+    }
+
+    /// Encodes and appends `block`; see [`Ledger::append`].
+    pub fn append_block(&self, block: &Block) -> Result<()> {
+        self.append(Bytes::from(block.encode_to_vec()))
+    }
+
+    /// Appends an encoded `common.Block`. Its number must equal the height and its
+    /// previous hash the tip's header hash (any previous hash for block 0). The record
+    /// is written and fsynced, then the block becomes visible and watchers wake.
+    pub fn append(&self, block: Bytes) -> Result<()> {
+        let header = decode_header(&block)?;
+        let len = u32::try_from(block.len()).map_err(|_| AppendError::TooLarge(block.len()))?;
+        let number = header.number;
+        let new_tip_hash = header_hash(&header, &NativeCrypto);
+
+        let mut writer = self.lock_writer();
+        if let Some(why) = &writer.failed {
+            return Err(AppendError::Failed(why.clone()).into());
+        }
+        {
+            let state = self.read_state();
+            let height = state.index.len() as u64;
+            if number != height {
+                return Err(AppendError::WrongNumber {
+                    expected: height,
+                    got: number,
+                }
+                .into());
+            }
+            if number > 0 && header.previous_hash[..] != state.tip_hash[..] {
+                return Err(AppendError::WrongPreviousHash {
+                    number,
+                    expected: hex::encode(state.tip_hash),
+                    got: hex::encode(&header.previous_hash),
+                }
+                .into());
+            }
+        }
+
+        let mut prefix = Vec::with_capacity(5);
+        prost::encoding::encode_varint(u64::from(len), &mut prefix);
+        let record = prefix.len() as u64 + u64::from(len);
+        let mut new_file = None;
+        if writer.size > 0 && writer.size + record > self.max_file_size {
+            let n = writer.number + 1;
+            let path = self.dir.join(file_name(n));
+            let created = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .with_context(|| format!("creating block file {}", path.display()))
+                .and_then(|file| scan::sync_dir(&self.dir).map(|()| file));
+            let file = match created {
+                Ok(file) => Arc::new(file),
+                Err(e) => {
+                    writer.failed = Some(format!("{e:#}"));
+                    return Err(e);
+                }
+            };
+            *writer = Writer {
+                number: n,
+                file: file.clone(),
+                size: 0,
+                failed: None,
+            };
+            new_file = Some(file);
+        }
+
+        let offset = writer.size;
+        let written = writer
+            .file
+            .write_all_at(&prefix, offset)
+            .and_then(|()| {
+                writer
+                    .file
+                    .write_all_at(&block, offset + prefix.len() as u64)
+            })
+            .and_then(|()| writer.file.sync_data());
+        if let Err(e) = written {
+            // Best effort: the scan on the next open truncates whatever is left.
+            let _ = writer.file.set_len(offset);
+            writer.failed = Some(e.to_string());
+            let path = self.dir.join(file_name(writer.number));
+            return Err(
+                anyhow!(e).context(format!("appending block {number} to {}", path.display()))
+            );
+        }
+        writer.size = offset + record;
+
+        let height = {
+            let mut state = self.write_state();
+            if let Some(file) = new_file {
+                state.files.push(file);
+            }
+            debug_assert_eq!(state.files.len(), writer.number as usize + 1);
+            state.index.push(Loc {
+                file: writer.number,
+                offset: offset + prefix.len() as u64,
+                len,
+            });
+            state.tip = Some(header);
+            state.tip_hash = new_tip_hash;
+            state.cache_push(block);
+            state.index.len() as u64
+        };
+        drop(writer);
+        self.height.send_replace(height);
+        Ok(())
+    }
+
+    /// The encoded block `number`, `None` at or past the height. Recent blocks come
+    /// from memory; older ones are read from their file (positioned read).
+    pub fn get(&self, number: u64) -> Result<Option<Bytes>> {
+        let (file, loc) = {
+            let state = self.read_state();
+            let height = state.index.len() as u64;
+            if number >= height {
+                return Ok(None);
+            }
+            let first_cached = height - state.cache.len() as u64;
+            if number >= first_cached {
+                return Ok(Some(state.cache[(number - first_cached) as usize].clone()));
+            }
+            let loc = state.index[number as usize];
+            (state.files[loc.file as usize].clone(), loc)
+        };
+        let bytes = read_at(&file, loc).with_context(|| {
+            format!(
+                "reading block {number} from {} at offset {}",
+                self.dir.join(file_name(loc.file)).display(),
+                loc.offset
+            )
+        })?;
+        Ok(Some(bytes))
+    }
+
+    /// A receiver of the height, updated after each append's fsync.
+    pub fn watch_height(&self) -> watch::Receiver<u64> {
+        self.height.subscribe()
+    }
+
+    fn read_state(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_state(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn read_at(file: &File, loc: Loc) -> std::io::Result<Bytes> {
+    let mut buf = vec![0u8; loc.len as usize];
+    file.read_exact_at(&mut buf, loc.offset)?;
+    Ok(Bytes::from(buf))
+}

@@ -1,0 +1,16 @@
+//! A Hyperledger Fabric compatible ordering service whose filters, block cutter and
+//! block builder run as a WebAssembly component. The binary is `orderer`; the modules
+//! are public so end-to-end tests and tools can sign and check like a client does.
+
+pub mod blockwriter;
+pub mod bootstrap;
+pub mod broadcast;
+pub mod chain;
+pub mod client;
+pub mod component;
+pub mod config;
+pub mod deliver;
+pub mod identity;
+pub mod ledger;
+pub mod registrar;
+pub mod server;

@@ -1,0 +1,218 @@
+//! The channels this orderer serves: joining a channel from its genesis block,
+//! reopening every channel from its ledger at start, and looking channels up for
+//! Broadcast and Deliver.
+
+use crate::blockwriter::{BlockWriter, ConsenterMetadata};
+use crate::chain::{self, ChainHandle};
+use crate::component::{CoreChannel, CoreComponent};
+use crate::identity::Signer;
+use crate::ledger::Ledger;
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use fabric_protos::common::{Block, BlockMetadataIndex, LastConfig, Metadata};
+use ordering_core::NativeCrypto;
+use ordering_core::config::ChannelConfig;
+use prost::Message;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+pub struct Registrar {
+    chains_dir: PathBuf,
+    core: Arc<CoreComponent>,
+    signer: Arc<Signer>,
+    chains: RwLock<BTreeMap<String, Arc<ChainSupport>>>,
+}
+
+/// Everything Broadcast and Deliver need of one channel.
+pub struct ChainSupport {
+    pub channel_id: String,
+    pub ledger: Arc<Ledger>,
+    pub chain: ChainHandle,
+    pub validators: ValidatorPool,
+}
+
+pub enum Joined {
+    New,
+    AlreadyMember,
+}
+
+impl Registrar {
+    pub fn new(data_dir: PathBuf, core: Arc<CoreComponent>, signer: Arc<Signer>) -> Self {
+        Registrar {
+            chains_dir: data_dir.join("chains"),
+            core,
+            signer,
+            chains: RwLock::default(),
+        }
+    }
+
+    /// Reopens every channel found in the ledger folder.
+    pub fn open_existing(&self) -> Result<()> {
+        let Ok(entries) = std::fs::read_dir(&self.chains_dir) else {
+            return Ok(());
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        for name in names {
+            self.start_channel(&name).with_context(|| {
+                format!(
+                    "reopening channel {name} from {}",
+                    self.chains_dir.join(&name).display()
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Joins the channel whose genesis (config) block this is, unless already joined.
+    pub fn join(&self, genesis: &[u8]) -> Result<(String, Joined)> {
+        let block = Block::decode(genesis).map_err(|e| anyhow!("not a common.Block: {e}"))?;
+        let number = block.header.as_ref().map_or(0, |h| h.number);
+        if number != 0 {
+            bail!("block {number} is not a genesis block (number 0)");
+        }
+        let config =
+            ChannelConfig::from_config_block(genesis, &NativeCrypto).map_err(|e| anyhow!("{e}"))?;
+        let channel_id = config.channel_id.clone();
+        if self.get(&channel_id).is_some() {
+            return Ok((channel_id, Joined::AlreadyMember));
+        }
+        consenter_metadata(&config)?;
+        let ledger = Ledger::open(&self.chains_dir.join(&channel_id))?;
+        if ledger.height() == 0 {
+            ledger.append(Bytes::copy_from_slice(genesis))?;
+        }
+        drop(ledger);
+        self.start_channel(&channel_id)?;
+        Ok((channel_id, Joined::New))
+    }
+
+    pub fn get(&self, channel_id: &str) -> Option<Arc<ChainSupport>> {
+        self.chains.read().unwrap().get(channel_id).cloned()
+    }
+
+    pub fn channels(&self) -> Vec<(String, u64)> {
+        let chains = self.chains.read().unwrap();
+        chains
+            .values()
+            .map(|c| (c.channel_id.clone(), c.ledger.height()))
+            .collect()
+    }
+
+    fn start_channel(&self, channel_id: &str) -> Result<()> {
+        let ledger = Arc::new(Ledger::open(&self.chains_dir.join(channel_id))?);
+        let height = ledger.height();
+        if height == 0 {
+            bail!("the ledger holds no block, not even the genesis block");
+        }
+        let tip_bytes = ledger.get(height - 1)?.context("tip block missing")?;
+        let tip = Block::decode(tip_bytes).context("decoding the tip block")?;
+        let tip_header = tip.header.clone().unwrap_or_default().encode_to_vec();
+        let last_config = last_config_index(&tip);
+        let config_block = ledger
+            .get(last_config)?
+            .with_context(|| format!("last config block {last_config} missing"))?;
+        let config = ChannelConfig::from_config_block(&config_block, &NativeCrypto)
+            .map_err(|e| anyhow!("{e}"))?;
+        if config.channel_id != channel_id {
+            bail!("the config block names channel {:?}", config.channel_id);
+        }
+        let consenter = consenter_metadata(&config)?;
+        if matches!(consenter, ConsenterMetadata::EtcdRaft { .. }) {
+            tracing::info!(
+                channel = channel_id,
+                "single-node etcdraft channel: ordered by the solo chain until Raft exists"
+            );
+        }
+
+        let cutter = self
+            .core
+            .open_channel(&config_block, &tip_header)
+            .with_context(|| format!("opening channel {channel_id} in the ordering core"))?;
+        let writer = BlockWriter::new(self.signer.clone(), last_config, consenter);
+        let chain = chain::start(channel_id.to_string(), cutter, ledger.clone(), writer);
+        let validators = ValidatorPool {
+            core: self.core.clone(),
+            config_block,
+            tip_header: tip_header.into(),
+            idle: Mutex::default(),
+        };
+        tracing::info!(channel = channel_id, height, consensus = %config.consensus.kind, "serving channel");
+        let support = Arc::new(ChainSupport {
+            channel_id: channel_id.to_string(),
+            ledger,
+            chain,
+            validators,
+        });
+        self.chains
+            .write()
+            .unwrap()
+            .insert(channel_id.to_string(), support);
+        Ok(())
+    }
+}
+
+/// The consenter set must be one we can order: solo, or etcdraft with one consenter.
+fn consenter_metadata(config: &ChannelConfig) -> Result<ConsenterMetadata> {
+    match config.consensus.kind.as_str() {
+        "solo" => Ok(ConsenterMetadata::Solo),
+        "etcdraft" => match config.etcdraft_consenters() {
+            Some(1) => Ok(ConsenterMetadata::EtcdRaft {
+                consenter_ids: vec![1],
+            }),
+            n => bail!(
+                "channel {}: etcdraft with {} consenters is not supported yet (one node only: solo or a single etcdraft consenter)",
+                config.channel_id,
+                n.unwrap_or(0)
+            ),
+        },
+        other => bail!(
+            "channel {}: consensus type {other:?} is not supported (solo or single-node etcdraft)",
+            config.channel_id
+        ),
+    }
+}
+
+/// LAST_CONFIG metadata of a block (Fabric writes it in every block).
+fn last_config_index(block: &Block) -> u64 {
+    let slot = BlockMetadataIndex::LastConfig as usize;
+    block
+        .metadata
+        .as_ref()
+        .and_then(|m| m.metadata.get(slot))
+        .and_then(|raw| Metadata::decode(raw.clone()).ok())
+        .and_then(|m| LastConfig::decode(m.value).ok())
+        .map_or(0, |lc| lc.index)
+}
+
+/// Core instances for validation, so Broadcast streams validate in parallel; the
+/// cutter's instance belongs to the chain task alone.
+pub struct ValidatorPool {
+    core: Arc<CoreComponent>,
+    config_block: Bytes,
+    tip_header: Bytes,
+    idle: Mutex<Vec<CoreChannel>>,
+}
+
+impl ValidatorPool {
+    /// Runs `f` on an idle instance, opening a new one when all are busy.
+    pub fn with<R>(&self, f: impl FnOnce(&mut CoreChannel) -> R) -> Result<R> {
+        let idle = self.idle.lock().unwrap().pop();
+        let mut instance = match idle {
+            Some(instance) => instance,
+            None => self
+                .core
+                .open_channel(&self.config_block, &self.tip_header)?,
+        };
+        let out = f(&mut instance);
+        if !instance.is_faulted() {
+            self.idle.lock().unwrap().push(instance);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,253 @@
+//! End-to-end harness: the real `orderer` binary on an ephemeral loopback port, a
+//! real ledger folder, and real gRPC clients signing with real MSP identities.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use fabric_protos::common::{Block, Envelope, HeaderType, Status};
+use fabric_protos::orderer::atomic_broadcast_client::AtomicBroadcastClient;
+use fabric_protos::orderer::seek_info::SeekBehavior;
+use fabric_protos::orderer::{
+    BroadcastResponse, SeekInfo, SeekPosition, SeekSpecified, deliver_response, seek_position,
+};
+use orderer::identity::Signer;
+use prost::Message;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime};
+use tonic::transport::Channel;
+
+pub fn fabric() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fabric")
+}
+
+pub fn fixture_msp(path: &str) -> PathBuf {
+    fabric().join("crypto").join(path)
+}
+
+pub const ORDERER0_MSP: &str = "ordererOrganizations/example.com/orderers/orderer0.example.com/msp";
+pub const USER1_MSP: &str = "peerOrganizations/org1.example.com/users/User1@org1.example.com/msp";
+pub const ORG1_ADMIN_MSP: &str =
+    "peerOrganizations/org1.example.com/users/Admin@org1.example.com/msp";
+
+/// A running orderer process; killed (SIGKILL) when dropped.
+pub struct Orderer {
+    child: Child,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub stdout: Vec<String>,
+}
+
+impl Orderer {
+    pub fn spawn(data_dir: &Path, extra: &[&str]) -> Orderer {
+        std::fs::create_dir_all(data_dir).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("orderer.log"))
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_orderer"))
+            .args(["start", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env_remove("ORDERER_GENERAL_LOCALMSPDIR")
+            .env_remove("ORDERER_GENERAL_LOCALMSPID")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start the orderer binary");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut stdout = Vec::new();
+        let addr = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let log = std::fs::read_to_string(data_dir.join("orderer.log")).unwrap_or_default();
+                panic!("orderer exited before listening; stdout {stdout:?}; log:\n{log}");
+            };
+            stdout.push(line.clone());
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                break addr.trim().to_string();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Orderer {
+            child,
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            stdout,
+        }
+    }
+
+    /// The embedded dev default (generated crypto, `devchannel`).
+    pub fn dev(data_dir: &Path) -> Orderer {
+        Orderer::spawn(data_dir, &[])
+    }
+
+    /// Booted as Fabric's orderer0 on the fixture `mychannel` (etcdraft, one consenter).
+    pub fn fixture(data_dir: &Path) -> Orderer {
+        let msp = fixture_msp(ORDERER0_MSP);
+        let genesis = fabric().join("blocks/mychannel-etcdraft-genesis.block");
+        Orderer::spawn(
+            data_dir,
+            &[
+                "--msp-dir",
+                msp.to_str().unwrap(),
+                "--msp-id",
+                "OrdererMSP",
+                "--genesis-block",
+                genesis.to_str().unwrap(),
+            ],
+        )
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub async fn client(&self) -> AtomicBroadcastClient<Channel> {
+        AtomicBroadcastClient::connect(format!("http://{}", self.addr))
+            .await
+            .expect("connect")
+            .max_decoding_message_size(100 << 20)
+            .max_encoding_message_size(100 << 20)
+    }
+}
+
+impl Drop for Orderer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn user1() -> Signer {
+    Signer::from_msp_dir(&fixture_msp(USER1_MSP), "Org1MSP").unwrap()
+}
+
+pub fn dev_user(data_dir: &Path) -> Signer {
+    let msp =
+        data_dir.join("crypto/peerOrganizations/org1.example.com/users/User1@org1.example.com/msp");
+    Signer::from_msp_dir(&msp, "Org1MSP").unwrap()
+}
+
+/// A signed ENDORSER_TRANSACTION envelope whose payload data is `size` bytes.
+pub fn tx(signer: &Signer, channel: &str, size: usize, seed: u8) -> Envelope {
+    let data: Vec<u8> = (0..size).map(|i| (i as u8).wrapping_add(seed)).collect();
+    signer.signed_envelope(
+        HeaderType::EndorserTransaction,
+        channel,
+        Bytes::from(data),
+        SystemTime::now(),
+    )
+}
+
+/// Sends envelopes on one Broadcast stream; returns every response received.
+pub async fn broadcast(orderer: &Orderer, envelopes: Vec<Envelope>) -> Vec<BroadcastResponse> {
+    let mut client = orderer.client().await;
+    let mut inbound = client
+        .broadcast(tokio_stream::iter(envelopes))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = Vec::new();
+    while let Ok(Some(resp)) = inbound.message().await {
+        out.push(resp);
+    }
+    out
+}
+
+pub fn statuses(responses: &[BroadcastResponse]) -> Vec<i32> {
+    responses.iter().map(|r| r.status).collect()
+}
+
+pub fn specified(number: u64) -> SeekPosition {
+    SeekPosition {
+        r#type: Some(seek_position::Type::Specified(SeekSpecified { number })),
+    }
+}
+
+pub fn newest() -> SeekPosition {
+    SeekPosition {
+        r#type: Some(seek_position::Type::Newest(Default::default())),
+    }
+}
+
+pub fn oldest() -> SeekPosition {
+    SeekPosition {
+        r#type: Some(seek_position::Type::Oldest(Default::default())),
+    }
+}
+
+pub fn next_commit() -> SeekPosition {
+    SeekPosition {
+        r#type: Some(seek_position::Type::NextCommit(Default::default())),
+    }
+}
+
+pub fn seek_envelope(
+    signer: &Signer,
+    channel: &str,
+    start: Option<SeekPosition>,
+    stop: Option<SeekPosition>,
+    behavior: SeekBehavior,
+) -> Envelope {
+    let seek = SeekInfo {
+        start,
+        stop,
+        behavior: behavior as i32,
+        ..Default::default()
+    };
+    signer.signed_envelope(
+        HeaderType::DeliverSeekInfo,
+        channel,
+        seek.encode_to_vec().into(),
+        SystemTime::now(),
+    )
+}
+
+/// Sends one Deliver request; returns the blocks and the final status (None if the
+/// stream ended without one).
+pub async fn deliver(orderer: &Orderer, request: Envelope) -> (Vec<Block>, Option<Status>) {
+    let mut client = orderer.client().await;
+    let mut inbound = client
+        .deliver(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut blocks = Vec::new();
+    while let Ok(Some(resp)) = inbound.message().await {
+        match resp.r#type {
+            Some(deliver_response::Type::Block(b)) => blocks.push(b),
+            Some(deliver_response::Type::Status(s)) => return (blocks, Status::try_from(s).ok()),
+            None => {}
+        }
+    }
+    (blocks, None)
+}
+
+/// Blocks `start..=stop`, waiting up to `within` for them to be cut.
+pub async fn wait_blocks(
+    orderer: &Orderer,
+    signer: &Signer,
+    channel: &str,
+    start: u64,
+    stop: u64,
+    within: Duration,
+) -> Vec<Block> {
+    let request = seek_envelope(
+        signer,
+        channel,
+        Some(specified(start)),
+        Some(specified(stop)),
+        SeekBehavior::BlockUntilReady,
+    );
+    let (blocks, status) = tokio::time::timeout(within, deliver(orderer, request))
+        .await
+        .unwrap_or_else(|_| panic!("blocks {start}..={stop} not cut within {within:?}"));
+    assert_eq!(status, Some(Status::Success));
+    blocks
+}
+
+pub fn tx_count(block: &Block) -> usize {
+    block.data.as_ref().map_or(0, |d| d.data.len())
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real binary, real gRPC over loopback, real files.
+
+mod common;
+
+mod broadcast;
+mod deliver;
+mod fixture;
+mod restart;
