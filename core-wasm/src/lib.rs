@@ -5,7 +5,12 @@
 //! which the wasm component imports from the host and the native build implements with
 //! RustCrypto. The same inputs give the same blocks in both builds.
 
+pub mod blockbuilder;
+pub mod blockcutter;
 pub mod blockheader;
+pub mod channel;
+#[cfg(target_arch = "wasm32")]
+pub mod component;
 pub mod config;
 pub mod crypto;
 pub mod filters;

@@ -225,7 +225,7 @@ impl DeliverSession {
 
     async fn single(&mut self, number: u64) -> Result<Block> {
         let at = position(&number.to_string())?;
-        self.send(at.clone(), at, SeekBehavior::FailIfNotReady)
+        self.send(at, at, SeekBehavior::FailIfNotReady)
             .await?;
         let block = self
             .next()
@@ -241,7 +241,7 @@ pub async fn deliver(args: DeliverArgs) -> Result<()> {
     // The channel config (for the orderer MSPs) from the newest block's LAST_CONFIG.
     let newest = position("newest")?;
     session
-        .send(newest.clone(), newest, SeekBehavior::FailIfNotReady)
+        .send(newest, newest, SeekBehavior::FailIfNotReady)
         .await?;
     let tip = session
         .next()

@@ -137,8 +137,10 @@ async fn timestamp_window_and_access() {
     );
     assert_eq!(deliver(&orderer, stranger).await.1, Some(Status::Forbidden));
 
-    let mut garbage = Envelope::default();
-    garbage.payload = bytes::Bytes::from_static(b"\x0a\x03abc");
+    let garbage = Envelope {
+        payload: bytes::Bytes::from_static(b"\x0a\x03abc"),
+        ..Default::default()
+    };
     assert_eq!(deliver(&orderer, garbage).await.1, Some(Status::BadRequest));
 }
 

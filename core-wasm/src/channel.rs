@@ -1,0 +1,560 @@
+//! One channel of the ordering core: its config, Broadcast filters, block cutter and
+//! block builder, as the host's chain task (Fabric's solo/etcdraft `Chain`) drives them.
+//!
+//! The host calls [`Channel::validate`] from Broadcast, [`Channel::order`] from the chain
+//! task for each accepted envelope (in order), and [`Channel::cut`] when its batch timer
+//! ([`Channel::batch_timeout_ms`]) fires. Every block comes back built (header and data);
+//! the host adds metadata, signs and writes it.
+
+use bytes::Bytes;
+use fabric_protos::common::BlockHeader;
+use prost::Message;
+
+use crate::blockbuilder::{BlockBuilder, BuiltBlock, OrderedEnvelope, marshal_envelope};
+use crate::blockcutter::{BlockCutter, CutterLimits};
+use crate::config::ChannelConfig;
+use crate::crypto::Crypto;
+use crate::filters::{self, Verdict};
+use crate::rejection::Rejection;
+
+/// What one [`Channel::order`] call produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cut {
+    /// The blocks cut, in chain order (zero, one or two).
+    pub blocks: Vec<BuiltBlock>,
+    /// Whether messages are still pending (the host keeps its batch timer running).
+    pub pending: bool,
+    /// Why the message was dropped instead of ordered, if it was: it failed validation
+    /// again under a newer config, or it is not a decodable envelope. Not part of the
+    /// WIT `cut` record; for native callers and tests.
+    pub dropped: Option<Rejection>,
+}
+
+/// One channel: crypto, config, the cutter's pending batch and the chain position.
+pub struct Channel<C: Crypto> {
+    crypto: C,
+    config: ChannelConfig,
+    cutter: BlockCutter<OrderedEnvelope>,
+    builder: BlockBuilder,
+}
+
+impl<C: Crypto> Channel<C> {
+    /// Opens a channel from its latest config block and the header of its tip block
+    /// (an encoded `common.BlockHeader`): the next block is `tip.number + 1`, linked to
+    /// the tip's header hash. Errors are BAD_REQUEST.
+    pub fn open(crypto: C, config_block: &[u8], tip_header: &[u8]) -> Result<Self, Rejection> {
+        let config = ChannelConfig::from_config_block(config_block, &crypto)
+            .map_err(|e| Rejection::bad_request(format!("invalid config block: {e}")))?;
+        let tip = BlockHeader::decode(tip_header)
+            .map_err(|e| Rejection::bad_request(format!("invalid tip header: {e}")))?;
+        Ok(Self::with_config(crypto, config, &tip))
+    }
+
+    /// A channel from an already parsed config, building the block after `tip`.
+    pub fn with_config(crypto: C, config: ChannelConfig, tip: &BlockHeader) -> Self {
+        let builder = BlockBuilder::after(tip, &crypto);
+        let cutter = BlockCutter::new(CutterLimits::from(config.batch_size));
+        Channel {
+            crypto,
+            config,
+            cutter,
+            builder,
+        }
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> &ChannelConfig {
+        &self.config
+    }
+
+    /// Puts a new config in force (after a config block): it applies from the next
+    /// message on; the pending batch is kept.
+    pub fn update_config(&mut self, config: ChannelConfig) {
+        self.cutter
+            .set_limits(CutterLimits::from(config.batch_size));
+        self.config = config;
+    }
+
+    /// The channel's BatchTimeout, for the host's batch timer.
+    pub fn batch_timeout_ms(&self) -> u64 {
+        self.config.batch_timeout_ms
+    }
+
+    /// The number the next block will get.
+    pub fn next_block_number(&self) -> u64 {
+        self.builder.next_number()
+    }
+
+    /// The header hash of the last block built (or of the tip given to `open`).
+    pub fn previous_hash(&self) -> &[u8] {
+        self.builder.previous_hash()
+    }
+
+    /// Whether messages are pending in the cutter.
+    pub fn is_pending(&self) -> bool {
+        self.cutter.is_pending()
+    }
+
+    /// Fabric's Broadcast filters for a normal message (see [`filters::validate`]).
+    pub fn validate(&self, envelope: &[u8], now_unix_nanos: u64) -> Result<Verdict, Rejection> {
+        filters::validate(&self.config, envelope, now_unix_nanos, &self.crypto)
+    }
+
+    /// Deliver access control (see [`filters::authorize_deliver`]).
+    pub fn authorize_deliver(&self, envelope: &[u8], now_unix_nanos: u64) -> Result<(), Rejection> {
+        filters::authorize_deliver(&self.config, envelope, now_unix_nanos, &self.crypto)
+    }
+
+    /// Orders one envelope that was validated under config sequence `config_seq`:
+    /// revalidates it first if the config changed since (dropping it if it now fails,
+    /// as Fabric's chains do), then hands it to the cutter and builds every batch cut.
+    pub fn order(&mut self, envelope: &[u8], config_seq: u64, now_unix_nanos: u64) -> Cut {
+        self.order_bytes(Bytes::copy_from_slice(envelope), config_seq, now_unix_nanos)
+    }
+
+    /// [`Channel::order`] taking ownership of the bytes, which the block then shares.
+    pub fn order_bytes(&mut self, envelope: Bytes, config_seq: u64, now_unix_nanos: u64) -> Cut {
+        if config_seq < self.config.sequence
+            && let Err(rejection) = self.validate(&envelope, now_unix_nanos)
+        {
+            return self.dropped(rejection);
+        }
+        let message = match marshal_envelope(envelope) {
+            Ok(m) => m,
+            Err(e) => {
+                return self.dropped(Rejection::bad_request(format!(
+                    "error unmarshalling Envelope: {e}"
+                )));
+            }
+        };
+        let ordered = self.cutter.ordered(message);
+        let blocks = ordered
+            .batches
+            .iter()
+            .map(|batch| self.builder.build(batch, &self.crypto))
+            .collect();
+        Cut {
+            blocks,
+            pending: ordered.pending,
+            dropped: None,
+        }
+    }
+
+    /// Cuts the pending batch into a block (batch timer expiry), if anything is pending.
+    pub fn cut(&mut self) -> Option<BuiltBlock> {
+        let batch = self.cutter.cut();
+        if batch.is_empty() {
+            return None;
+        }
+        Some(self.builder.build(&batch, &self.crypto))
+    }
+
+    fn dropped(&self, rejection: Rejection) -> Cut {
+        Cut {
+            blocks: Vec::new(),
+            pending: self.cutter.is_pending(),
+            dropped: Some(rejection),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blockheader::{header_der, header_hash};
+    use crate::config::testkit::{self, block_envelopes, envelope_time_nanos, read};
+    use crate::crypto::NativeCrypto;
+    use fabric_protos::common::{Block, HeaderType, Status};
+
+    const GENESIS: &str = "blocks/mychannel-etcdraft-genesis.block";
+
+    fn decode_block(bytes: &[u8]) -> Block {
+        Block::decode(bytes).unwrap()
+    }
+
+    fn encoded_header(block: &[u8]) -> Vec<u8> {
+        decode_block(block).header.unwrap().encode_to_vec()
+    }
+
+    fn genesis_channel() -> Channel<NativeCrypto> {
+        let genesis = read(GENESIS);
+        Channel::open(NativeCrypto, &genesis, &encoded_header(&genesis)).unwrap()
+    }
+
+    fn blocks_json(rel: &str) -> serde_json::Value {
+        serde_json::from_slice(&read(rel)).unwrap()
+    }
+
+    fn hex_field(v: &serde_json::Value, key: &str) -> Vec<u8> {
+        hex::decode(v[key].as_str().unwrap()).unwrap()
+    }
+
+    /// A fresh message from User1 of `size` bytes of data, signed at `now`.
+    fn message(data_len: usize, now: u64) -> Vec<u8> {
+        testkit::user1().envelope(
+            "mychannel",
+            HeaderType::EndorserTransaction as i32,
+            now,
+            &vec![0x5a; data_len],
+        )
+    }
+
+    /// Fabric's message size of an envelope.
+    fn size_of(envelope: &[u8]) -> u32 {
+        let e = fabric_protos::common::Envelope::decode(envelope).unwrap();
+        (e.payload.len() + e.signature.len()) as u32
+    }
+
+    fn now() -> u64 {
+        envelope_time_nanos(&block_envelopes("blocks/mychannel-etcdraft-block-1.block")[0])
+    }
+
+    fn header_of(built: &BuiltBlock) -> BlockHeader {
+        decode_block(&built.encoded).header.unwrap()
+    }
+
+    /// Real Fabric blocks 1-3: the same envelopes, cut by the timer, give the same
+    /// header (number, previous hash, data hash, header hash) and data, byte for byte.
+    #[test]
+    fn fabric_blocks_1_to_3_byte_for_byte() {
+        let json = blocks_json("blocks/blocks.json");
+        let mut channel = genesis_channel();
+        assert_eq!(channel.config().batch_size.max_message_count, 500);
+        assert_eq!(channel.batch_timeout_ms(), 2000);
+        assert_eq!(channel.next_block_number(), 1);
+        for n in 1..=3u64 {
+            let rel = format!("blocks/mychannel-etcdraft-block-{n}.block");
+            let fixture = decode_block(&read(&rel));
+            let envelopes = block_envelopes(&rel);
+            assert_eq!(envelopes.len() as u64, n);
+            for env in &envelopes {
+                let t = envelope_time_nanos(env);
+                let verdict = channel.validate(env, t).unwrap();
+                let cut = channel.order(env, verdict.config_seq, t);
+                assert!(cut.blocks.is_empty());
+                assert!(cut.pending);
+                assert_eq!(cut.dropped, None);
+            }
+            let built = channel.cut().expect("a block");
+            assert_eq!(channel.cut(), None);
+            let expected = json
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|b| b["number"].as_u64() == Some(n))
+                .unwrap();
+            let ours = decode_block(&built.encoded);
+            let header = ours.header.clone().unwrap();
+            assert_eq!(built.number, n);
+            assert_eq!(header.number, n);
+            assert_eq!(
+                header.previous_hash.to_vec(),
+                hex_field(expected, "previous_hash")
+            );
+            assert_eq!(header.data_hash.to_vec(), hex_field(expected, "data_hash"));
+            assert_eq!(built.header_der, hex_field(expected, "header_der"));
+            assert_eq!(
+                header_hash(&header, &NativeCrypto).to_vec(),
+                hex_field(expected, "header_hash")
+            );
+            assert_eq!(ours.header, fixture.header);
+            assert_eq!(ours.data, fixture.data);
+            assert!(ours.metadata.is_none());
+            // Our encoding plus the fixture's metadata field is the fixture block.
+            let mut full = built.encoded.clone();
+            let metadata = fixture.metadata.clone().unwrap();
+            full.push(0x1a);
+            full.extend(metadata.encode_length_delimited_to_vec());
+            assert_eq!(full, read(&rel));
+            assert_eq!(channel.previous_hash(), hex_field(expected, "header_hash"));
+        }
+        assert_eq!(channel.next_block_number(), 4);
+    }
+
+    /// Real Fabric after a config update (MaxMessageCount 10): the 10th message cuts
+    /// a block equal to the real `normal-block-2`, without the timer.
+    #[test]
+    fn fabric_block_after_config_update_cut_by_count() {
+        let config_block = read("updates/config-block-1.block");
+        let mut channel =
+            Channel::open(NativeCrypto, &config_block, &encoded_header(&config_block)).unwrap();
+        assert_eq!(channel.config().sequence, 1);
+        assert_eq!(channel.config().batch_size.max_message_count, 10);
+        assert_eq!(channel.batch_timeout_ms(), 1000);
+        let fixture_bytes = read("updates/normal-block-2.block");
+        let fixture = decode_block(&fixture_bytes);
+        let envelopes = block_envelopes("updates/normal-block-2.block");
+        assert_eq!(envelopes.len(), 10);
+        for (i, env) in envelopes.iter().enumerate() {
+            let t = envelope_time_nanos(env);
+            let cut = channel.order(env, 1, t);
+            if i < 9 {
+                assert!(cut.blocks.is_empty() && cut.pending);
+            } else {
+                assert!(!cut.pending);
+                assert_eq!(cut.blocks.len(), 1);
+                let ours = decode_block(&cut.blocks[0].encoded);
+                assert_eq!(ours.header, fixture.header);
+                assert_eq!(ours.data, fixture.data);
+                let expected =
+                    hex::decode("fa104b87815729d10201ed716f54532953e4fb61af70e61c9314058a0a09dbff")
+                        .unwrap();
+                assert_eq!(
+                    header_hash(&ours.header.unwrap(), &NativeCrypto).to_vec(),
+                    expected
+                );
+            }
+        }
+        assert_eq!(channel.cut(), None);
+    }
+
+    /// Every fixture block decodes as `common.Block` and re-encodes to the same bytes.
+    #[test]
+    fn fixture_blocks_round_trip() {
+        let mut count = 0;
+        for dir in ["blocks", "updates"] {
+            for entry in std::fs::read_dir(testkit::fabric_path(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().and_then(|e| e.to_str()) != Some("block") {
+                    continue;
+                }
+                let bytes = std::fs::read(&path).unwrap();
+                let block = decode_block(&bytes);
+                assert_eq!(block.encode_to_vec(), bytes, "{}", path.display());
+                count += 1;
+            }
+        }
+        assert_eq!(count, 8);
+    }
+
+    #[test]
+    fn open_rejects_bad_inputs() {
+        let genesis = read(GENESIS);
+        let tip = encoded_header(&genesis);
+        let err = Channel::open(NativeCrypto, b"\xff\xff", &tip)
+            .err()
+            .unwrap();
+        assert_eq!(err.status, Status::BadRequest);
+        assert!(err.info.starts_with("invalid config block"), "{}", err.info);
+        let err = Channel::open(NativeCrypto, &genesis, b"\xff")
+            .err()
+            .unwrap();
+        assert_eq!(err.status, Status::BadRequest);
+        assert!(err.info.starts_with("invalid tip header"), "{}", err.info);
+        // A normal block is not a config block.
+        let block1 = read("blocks/mychannel-etcdraft-block-1.block");
+        assert!(Channel::open(NativeCrypto, &block1, &tip).is_err());
+    }
+
+    fn with_batch_size(channel: &mut Channel<NativeCrypto>, count: u32, preferred: u32) {
+        let mut config = channel.config().clone();
+        config.batch_size.max_message_count = count;
+        config.batch_size.preferred_max_bytes = preferred;
+        channel.update_config(config);
+    }
+
+    #[test]
+    fn cuts_by_count_and_chains_blocks() {
+        let mut channel = genesis_channel();
+        with_batch_size(&mut channel, 3, 2 * 1024 * 1024);
+        let t = now();
+        let mut built = Vec::new();
+        for i in 0..10 {
+            let cut = channel.order(&message(100, t + i), 0, t);
+            assert_eq!(cut.pending, (i + 1) % 3 != 0);
+            assert_eq!(cut.blocks.len(), usize::from((i + 1) % 3 == 0));
+            built.extend(cut.blocks);
+        }
+        built.extend(channel.cut());
+        let sizes: Vec<usize> = built
+            .iter()
+            .map(|b| decode_block(&b.encoded).data.unwrap().data.len())
+            .collect();
+        assert_eq!(sizes, vec![3, 3, 3, 1]);
+        let genesis_hash =
+            hex::decode("935c1299d79afa37b66811cec8d654c6ae6eb547c42ccf66a38e1b489dfdaf22")
+                .unwrap();
+        let mut previous = genesis_hash;
+        for (i, b) in built.iter().enumerate() {
+            let header = header_of(b);
+            assert_eq!(b.number, i as u64 + 1);
+            assert_eq!(header.number, b.number);
+            assert_eq!(header.previous_hash.to_vec(), previous);
+            assert_eq!(b.header_der, header_der(&header));
+            previous = header_hash(&header, &NativeCrypto).to_vec();
+        }
+        assert_eq!(channel.previous_hash(), previous);
+        assert_eq!(channel.next_block_number(), 5);
+    }
+
+    #[test]
+    fn cuts_by_preferred_bytes() {
+        let t = now();
+        let size = size_of(&message(1000, t));
+        let mut channel = genesis_channel();
+        // Two messages fit, the third overflows.
+        with_batch_size(&mut channel, 500, 2 * size + size / 2);
+        let first = channel.order(&message(1000, t), 0, t);
+        let second = channel.order(&message(1000, t + 1), 0, t);
+        assert!(first.blocks.is_empty() && second.blocks.is_empty());
+        let third = channel.order(&message(1000, t + 2), 0, t);
+        assert_eq!(third.blocks.len(), 1);
+        assert!(third.pending);
+        assert_eq!(
+            decode_block(&third.blocks[0].encoded)
+                .data
+                .unwrap()
+                .data
+                .len(),
+            2
+        );
+        let rest = channel.cut().unwrap();
+        assert_eq!(decode_block(&rest.encoded).data.unwrap().data.len(), 1);
+        assert_eq!(rest.number, 2);
+    }
+
+    #[test]
+    fn oversized_message_is_isolated() {
+        let t = now();
+        let mut channel = genesis_channel();
+        let small = message(100, t);
+        let big = message(5000, t + 1);
+        with_batch_size(&mut channel, 500, size_of(&big) - 1);
+        assert!(channel.order(&small, 0, t).pending);
+        let cut = channel.order(&big, 0, t);
+        assert!(!cut.pending);
+        assert_eq!(cut.blocks.len(), 2);
+        let first = decode_block(&cut.blocks[0].encoded);
+        let second = decode_block(&cut.blocks[1].encoded);
+        assert_eq!(first.data.unwrap().data, vec![Bytes::from(small)]);
+        assert_eq!(second.data.unwrap().data, vec![Bytes::from(big.clone())]);
+        assert_eq!(
+            second.header.unwrap().previous_hash.as_ref(),
+            &header_hash(&first.header.unwrap(), &NativeCrypto)
+        );
+        assert_eq!((cut.blocks[0].number, cut.blocks[1].number), (1, 2));
+        // With nothing pending: one block.
+        let cut = channel.order(&big, 0, t);
+        assert_eq!(cut.blocks.len(), 1);
+        assert_eq!(cut.blocks[0].number, 3);
+        assert_eq!(channel.cut(), None);
+    }
+
+    /// A message validated under an older config sequence is validated again and
+    /// dropped if it fails now; one under the current sequence is not re-checked.
+    #[test]
+    fn revalidation_under_newer_config() {
+        let t = now();
+        let mut channel = genesis_channel();
+        let mut config = channel.config().clone();
+        config.sequence = 1;
+        channel.update_config(config);
+
+        let good = message(10, t);
+        let mut bad = fabric_protos::common::Envelope::decode(good.as_slice()).unwrap();
+        bad.signature = testkit::sign(&testkit::user1().key, b"something else").into();
+        let bad = bad.encode_to_vec();
+
+        let cut = channel.order(&bad, 0, t);
+        let dropped = cut.dropped.expect("dropped");
+        assert_eq!(dropped.status, Status::Forbidden);
+        assert!(cut.blocks.is_empty() && !cut.pending);
+        assert_eq!(channel.cut(), None);
+
+        // Still valid under the new config: ordered.
+        let cut = channel.order(&good, 0, t);
+        assert_eq!(cut.dropped, None);
+        assert!(cut.pending);
+
+        // Dropping keeps what is pending.
+        let cut = channel.order(&bad, 0, t);
+        assert!(cut.dropped.is_some());
+        assert!(cut.pending);
+
+        // Validated under the current sequence: trusted, as in Fabric.
+        let cut = channel.order(&bad, 1, t);
+        assert_eq!(cut.dropped, None);
+        let block = channel.cut().unwrap();
+        let data = decode_block(&block.encoded).data.unwrap().data;
+        assert_eq!(data, vec![Bytes::from(good), Bytes::from(bad)]);
+        assert_eq!(block.number, 1);
+    }
+
+    #[test]
+    fn undecodable_envelope_is_dropped() {
+        let mut channel = genesis_channel();
+        let cut = channel.order(&[0x0a, 0x05, 1], 0, now());
+        assert_eq!(cut.dropped.unwrap().status, Status::BadRequest);
+        assert!(cut.blocks.is_empty() && !cut.pending);
+        assert_eq!(channel.next_block_number(), 1);
+    }
+
+    /// Non-canonical envelopes go into the block as Fabric re-marshals them.
+    #[test]
+    fn block_data_is_the_re_marshalled_envelope() {
+        let t = now();
+        let mut channel = genesis_channel();
+        let good = fabric_protos::common::Envelope::decode(message(10, t).as_slice()).unwrap();
+        // Signature first, then payload.
+        let mut raw = Vec::new();
+        prost::encoding::bytes::encode(2, &good.signature, &mut raw);
+        prost::encoding::bytes::encode(1, &good.payload, &mut raw);
+        assert!(channel.validate(&raw, t).is_ok());
+        channel.order(&raw, 0, t);
+        let block = channel.cut().unwrap();
+        let data = decode_block(&block.encoded).data.unwrap().data;
+        assert_eq!(data, vec![Bytes::from(good.encode_to_vec())]);
+    }
+
+    #[test]
+    fn validate_and_authorize_deliver_use_the_config() {
+        let channel = genesis_channel();
+        let t = now();
+        assert_eq!(channel.validate(&message(10, t), t).unwrap().config_seq, 0);
+        let seek =
+            testkit::user1().envelope("mychannel", HeaderType::DeliverSeekInfo as i32, t, b"");
+        channel.authorize_deliver(&seek, t).unwrap();
+        let other = testkit::user1().envelope(
+            "otherchannel",
+            HeaderType::EndorserTransaction as i32,
+            t,
+            b"",
+        );
+        assert_eq!(
+            channel.validate(&other, t).unwrap_err().status,
+            Status::BadRequest
+        );
+    }
+
+    /// Rough native cost of `order` + `cut` (run with `--ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn order_throughput() {
+        let t = now();
+        let mut channel = genesis_channel();
+        let envelopes: Vec<Bytes> = (0..5000)
+            .map(|i| Bytes::from(message(2500, t + i)))
+            .collect();
+        let start = std::time::Instant::now();
+        let mut blocks = 0;
+        for env in &envelopes {
+            blocks += channel.order_bytes(env.clone(), 0, t).blocks.len();
+        }
+        blocks += usize::from(channel.cut().is_some());
+        let elapsed = start.elapsed();
+        println!(
+            "{} envelopes of {} bytes, {blocks} blocks: {:.2} us per envelope",
+            envelopes.len(),
+            envelopes[0].len(),
+            elapsed.as_secs_f64() * 1e6 / envelopes.len() as f64
+        );
+        let start = std::time::Instant::now();
+        for env in &envelopes[..500] {
+            channel.validate(env, t).unwrap();
+        }
+        println!(
+            "validate: {:.1} us per envelope",
+            start.elapsed().as_secs_f64() * 1e6 / 500.0
+        );
+    }
+}

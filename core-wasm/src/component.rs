@@ -1,0 +1,125 @@
+//! The wasm component's export of the WIT world `ordering-core` (`wit/orderer.wit`):
+//! the `core` interface backed by [`Channel`], with [`HostCrypto`] calling the
+//! imported `crypto` interface so that hashing and signature checks run at native
+//! speed in the host.
+
+use std::cell::RefCell;
+
+use bytes::Bytes;
+
+use crate::blockbuilder::BuiltBlock;
+use crate::channel::{self, Channel};
+use crate::crypto::Crypto;
+use crate::rejection::Rejection;
+
+wit_bindgen::generate!({
+    // Relative to the crate root (core-wasm/).
+    path: "../wit",
+    world: "ordering-core",
+});
+
+use exports::fabric::orderer::core as wit;
+use fabric::orderer::crypto as host;
+
+/// [`Crypto`] through the host's `crypto` import.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostCrypto;
+
+impl Crypto for HostCrypto {
+    fn sha256(&self, data: &[u8]) -> [u8; 32] {
+        let digest = host::sha256(data);
+        digest
+            .as_slice()
+            .try_into()
+            .expect("host sha256 returned a digest that is not 32 bytes")
+    }
+
+    fn verify_p256(&self, public_key: &[u8], message: &[u8], signature_der: &[u8]) -> bool {
+        host::verify_p256(public_key, message, signature_der)
+    }
+}
+
+struct Component;
+
+/// The `channel` resource: one channel's state, mutated by `order` and `cut`.
+struct ChannelResource(RefCell<Channel<HostCrypto>>);
+
+fn rejection(r: Rejection) -> wit::Rejection {
+    wit::Rejection {
+        status: r.status as i32 as u16,
+        info: r.info,
+    }
+}
+
+fn built_block(b: BuiltBlock) -> wit::BuiltBlock {
+    wit::BuiltBlock {
+        number: b.number,
+        header_der: b.header_der,
+        encoded: b.encoded,
+    }
+}
+
+impl wit::Guest for Component {
+    type Channel = ChannelResource;
+
+    fn describe() -> (String, String) {
+        ("ordering-core".into(), env!("CARGO_PKG_VERSION").into())
+    }
+}
+
+impl wit::GuestChannel for ChannelResource {
+    fn open(config_block: Vec<u8>, tip_header: Vec<u8>) -> Result<wit::Channel, wit::Rejection> {
+        let channel = Channel::open(HostCrypto, &config_block, &tip_header).map_err(rejection)?;
+        Ok(wit::Channel::new(ChannelResource(RefCell::new(channel))))
+    }
+
+    fn validate(
+        &self,
+        envelope: Vec<u8>,
+        now_unix_nanos: u64,
+    ) -> Result<wit::Verdict, wit::Rejection> {
+        self.0
+            .borrow()
+            .validate(&envelope, now_unix_nanos)
+            .map(|v| wit::Verdict {
+                config_seq: v.config_seq,
+                is_config_update: v.is_config_update,
+            })
+            .map_err(rejection)
+    }
+
+    fn authorize_deliver(
+        &self,
+        envelope: Vec<u8>,
+        now_unix_nanos: u64,
+    ) -> Result<(), wit::Rejection> {
+        self.0
+            .borrow()
+            .authorize_deliver(&envelope, now_unix_nanos)
+            .map_err(rejection)
+    }
+
+    fn order(&self, envelope: Vec<u8>, config_seq: u64, now_unix_nanos: u64) -> wit::Cut {
+        // The envelope's buffer moves into the block builder without a copy.
+        let channel::Cut {
+            blocks, pending, ..
+        } = self
+            .0
+            .borrow_mut()
+            .order_bytes(Bytes::from(envelope), config_seq, now_unix_nanos);
+        wit::Cut {
+            blocks: blocks.into_iter().map(built_block).collect(),
+            pending,
+        }
+    }
+
+    fn cut(&self) -> Option<wit::BuiltBlock> {
+        self.0.borrow_mut().cut().map(built_block)
+    }
+
+    fn batch_timeout_ms(&self) -> u64 {
+        self.0.borrow().batch_timeout_ms()
+    }
+}
+
+export!(Component);
