@@ -225,8 +225,7 @@ impl DeliverSession {
 
     async fn single(&mut self, number: u64) -> Result<Block> {
         let at = position(&number.to_string())?;
-        self.send(at, at, SeekBehavior::FailIfNotReady)
-            .await?;
+        self.send(at, at, SeekBehavior::FailIfNotReady).await?;
         let block = self
             .next()
             .await?
