@@ -101,7 +101,7 @@ impl<C: Crypto> Channel<C> {
     }
 
     /// Deliver access control (see [`filters::authorize_deliver`]).
-    pub fn authorize_deliver(&self, envelope: &[u8], now_unix_nanos: u64) -> Result<(), Rejection> {
+    pub fn authorize_deliver(&self, envelope: &[u8], now_unix_nanos: u64) -> Result<u64, Rejection> {
         filters::authorize_deliver(&self.config, envelope, now_unix_nanos, &self.crypto)
     }
 

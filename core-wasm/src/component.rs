@@ -92,7 +92,7 @@ impl wit::GuestChannel for ChannelResource {
         &self,
         envelope: Vec<u8>,
         now_unix_nanos: u64,
-    ) -> Result<(), wit::Rejection> {
+    ) -> Result<u64, wit::Rejection> {
         self.0
             .borrow()
             .authorize_deliver(&envelope, now_unix_nanos)

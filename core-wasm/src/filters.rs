@@ -214,13 +214,14 @@ fn apply_filters(
 /// verifying) by a valid, unexpired identity of an MSP of the channel
 /// (`/Channel/Readers`; `/Channel/Orderer/Readers` in maintenance mode), else
 /// FORBIDDEN. A malformed envelope or signature header is BAD_REQUEST, as in Fabric.
-/// The timestamp window and the SeekInfo are the host's job.
+/// The timestamp window and the SeekInfo are the host's job. Returns the creator
+/// certificate's NotAfter (unix nanos): the session ends FORBIDDEN once it passes.
 pub fn authorize_deliver(
     config: &ChannelConfig,
     envelope: &[u8],
     now_unix_nanos: u64,
     crypto: &dyn Crypto,
-) -> Result<(), Rejection> {
+) -> Result<u64, Rejection> {
     let parsed = parse_envelope(envelope)?;
     let creator = creator(&parsed.payload).map_err(Rejection::bad_request)?;
     let identity = ParsedIdentity::from_serialized(&creator);
@@ -241,7 +242,9 @@ pub fn authorize_deliver(
             "{}: {ERR_PERMISSION_DENIED}",
             implicit_meta_any_failed("Readers")
         ))
-    })
+    })?;
+    // Satisfied implies the creator parsed; its expiry bounds the session.
+    Ok(identity.map_or(0, |id| id.cert.not_after_unix_nanos))
 }
 
 /// Go's `time.Duration.String()` for a non-negative duration (e.g. "1h2m3.5s").
@@ -660,7 +663,7 @@ mod tests {
         );
         let admin =
             orderer_admin().envelope("mychannel", HeaderType::DeliverSeekInfo as i32, now, b"");
-        assert_eq!(authorize_deliver(&config, &admin, now, C), Ok(()));
+        assert!(authorize_deliver(&config, &admin, now, C).unwrap() > now);
     }
 
     #[test]
@@ -670,7 +673,7 @@ mod tests {
         let seek = HeaderType::DeliverSeekInfo as i32;
         for signer in [user1(), admin1(), orderer0()] {
             let env = signer.envelope("mychannel", seek, now, b"");
-            assert_eq!(authorize_deliver(&config, &env, now, C), Ok(()));
+            assert!(authorize_deliver(&config, &env, now, C).unwrap() > now, "session bounded by NotAfter");
         }
         let env = user1().envelope("mychannel", seek, now, b"");
         // Bad signatures.

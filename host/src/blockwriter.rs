@@ -25,8 +25,9 @@ pub struct BlockWriter {
 pub enum ConsenterMetadata {
     /// Solo writes nothing.
     Solo,
-    /// A single-node etcdraft channel, ordered by the solo chain: we keep Fabric's
-    /// `etcdraft.BlockMetadata` shape so the ledger stays readable by Raft tooling.
+    /// A single-node etcdraft channel, ordered by the solo chain: we write Fabric's
+    /// `etcdraft.BlockMetadata` as a fresh single-node Fabric Raft chain does, so the
+    /// ledger stays readable by Raft tooling.
     EtcdRaft { consenter_ids: Vec<u64> },
 }
 
@@ -108,11 +109,79 @@ impl BlockWriter {
                 fabric_protos::orderer::etcdraft::BlockMetadata {
                     consenter_ids: consenter_ids.clone(),
                     next_consenter_id: consenter_ids.iter().max().map_or(1, |m| m + 1),
-                    raft_index: number,
+                    // Fabric's single node has two Raft entries (bootstrap and
+                    // leader election) before block 1, then one per block.
+                    raft_index: number + 2,
                 }
                 .encode_to_vec()
                 .into()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fabric_protos::common::{Block, SignatureHeader};
+    use ordering_core::blockheader::header_der;
+    use ordering_core::{Crypto, NativeCrypto};
+    use std::path::PathBuf;
+
+    fn fabric(path: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fabric").join(path)
+    }
+
+    fn slot(block: &Block, i: usize) -> Bytes {
+        block.metadata.as_ref().unwrap().metadata[i].clone()
+    }
+
+    /// Our metadata for Fabric's block 1 equals the real orderer's, except the
+    /// signature itself (fresh nonce); the signature verifies with orderer0's key.
+    #[test]
+    fn metadata_matches_a_block_cut_by_fabric() {
+        let raw = std::fs::read(fabric("blocks/mychannel-etcdraft-block-1.block")).unwrap();
+        let fabric_block = Block::decode(Bytes::from(raw)).unwrap();
+        let header = fabric_block.header.clone().unwrap();
+        let core_block = CoreBlock {
+            number: header.number,
+            header_der: header_der(&header),
+            encoded: Block {
+                metadata: None,
+                ..fabric_block.clone()
+            }
+            .encode_to_vec(),
+        };
+        let msp = fabric("crypto/ordererOrganizations/example.com/orderers/orderer0.example.com/msp");
+        let signer = Arc::new(Signer::from_msp_dir(&msp, "OrdererMSP").unwrap());
+        let writer = BlockWriter::new(
+            signer.clone(),
+            0,
+            ConsenterMetadata::EtcdRaft {
+                consenter_ids: vec![1],
+            },
+        );
+        let ours = Block::decode(writer.finish(&core_block)).unwrap();
+
+        assert_eq!(ours.header, fabric_block.header);
+        assert_eq!(ours.data, fabric_block.data);
+        let (mine, theirs) = (
+            Metadata::decode(slot(&ours, 0)).unwrap(),
+            Metadata::decode(slot(&fabric_block, 0)).unwrap(),
+        );
+        assert_eq!(mine.value, theirs.value, "OrdererBlockMetadata byte for byte");
+        for i in 1..5 {
+            assert_eq!(slot(&ours, i), slot(&fabric_block, i), "metadata slot {i}");
+        }
+        let sig = &mine.signatures[0];
+        let shdr = SignatureHeader::decode(sig.signature_header.clone()).unwrap();
+        assert_eq!(shdr.creator, signer.serialized_identity());
+        let theirs_shdr = SignatureHeader::decode(theirs.signatures[0].signature_header.clone()).unwrap();
+        assert_eq!(shdr.creator, theirs_shdr.creator, "same orderer identity as Fabric's");
+        let mut signed = mine.value.to_vec();
+        signed.extend_from_slice(&sig.signature_header);
+        signed.extend_from_slice(&core_block.header_der);
+        let key = signer.verifying_key().to_encoded_point(false);
+        assert!(NativeCrypto.verify_p256(key.as_bytes(), &signed, &sig.signature));
     }
 }

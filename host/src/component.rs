@@ -123,11 +123,12 @@ impl CoreChannel {
         }
     }
 
+    /// Ok: the creator certificate's NotAfter, in unix nanos.
     pub fn authorize_deliver(
         &mut self,
         envelope: &[u8],
         now_unix_nanos: u64,
-    ) -> Result<(), Rejection> {
+    ) -> Result<u64, Rejection> {
         let api = self.bindings.fabric_orderer_core().channel();
         match api.call_authorize_deliver(&mut self.store, self.channel, envelope, now_unix_nanos) {
             Ok(answer) => answer.map_err(to_rejection),

@@ -68,21 +68,21 @@ async fn deliver_blocks(
             .validators
             .with(|core| core.authorize_deliver(&raw, now))
     });
-    match access {
-        Ok(Ok(())) => {}
+    let expires = match access {
+        Ok(Ok(not_after)) => not_after,
         Ok(Err(rejection)) => {
             tracing::warn!(channel = %chdr.channel_id, "deliver client is not authorized: {rejection}");
-            return Some(Status::Forbidden);
+            return Some(rejection.status);
         }
         Err(e) => {
             tracing::error!(channel = %chdr.channel_id, "deliver access check failed: {e:#}");
             return Some(Status::ServiceUnavailable);
         }
-    }
+    };
     let (Some(start), Some(stop)) = (&seek.start, &seek.stop) else {
         return Some(Status::BadRequest);
     };
-    stream_range(&support, &seek, start, stop, responses).await
+    stream_range(&support, &seek, start, stop, expires, responses).await
 }
 
 /// Payload and channel header of a request, with the 15-minute timestamp window.
@@ -104,6 +104,7 @@ async fn stream_range(
     seek: &SeekInfo,
     start: &SeekPosition,
     stop: &SeekPosition,
+    expires: u64,
     responses: &Responses,
 ) -> Option<Status> {
     let ledger = &support.ledger;
@@ -150,6 +151,11 @@ async fn stream_range(
                 return Some(Status::InternalServerError);
             }
         };
+        // Fabric's session access control, re-evaluated before every block.
+        if now_unix_nanos() > expires {
+            tracing::warn!(channel = %support.channel_id, "deliver client identity expired, ending the stream");
+            return Some(Status::Forbidden);
+        }
         let block = Block::decode(raw).ok()?;
         let response = DeliverResponse {
             r#type: Some(deliver_response::Type::Block(block)),

@@ -3,6 +3,7 @@
 mod common;
 
 mod broadcast;
+mod cli;
 mod deliver;
 mod fixture;
 mod restart;
