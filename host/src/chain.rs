@@ -36,6 +36,16 @@ impl ChainHandle {
             .await
             .map_err(|_| "the chain of this channel has stopped")
     }
+
+    /// Whether the chain task has halted (Fabric's consenter `Errored()`).
+    pub fn is_halted(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Resolves when the chain task halts.
+    pub async fn halted(&self) {
+        self.tx.closed().await
+    }
 }
 
 pub fn start(

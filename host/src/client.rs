@@ -56,6 +56,9 @@ pub struct BroadcastArgs {
     /// Concurrent Broadcast streams.
     #[arg(short = 'k', long, default_value_t = 1)]
     pub streams: usize,
+    /// The orderer's process id (same machine): also report its CPU time per envelope.
+    #[arg(long)]
+    pub orderer_pid: Option<u32>,
 }
 
 #[derive(Args, Debug)]
@@ -99,6 +102,7 @@ pub async fn broadcast(args: BroadcastArgs) -> Result<()> {
         batches[i % streams].push(env);
     }
     let client = connect(&id.orderer).await?;
+    let cpu_before = args.orderer_pid.map(process_cpu_seconds).transpose()?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for batch in batches {
@@ -142,6 +146,14 @@ pub async fn broadcast(args: BroadcastArgs) -> Result<()> {
         acks as f64 / secs,
         counts.join(" ")
     );
+    if let (Some(pid), Some(before)) = (args.orderer_pid, cpu_before) {
+        let cpu = process_cpu_seconds(pid)? - before;
+        println!(
+            "orderer CPU: {:.2} s, {:.1} µs per envelope",
+            cpu,
+            cpu * 1e6 / args.count as f64
+        );
+    }
     if acks < args.count {
         bail!(
             "{} of {} envelopes were not acknowledged with SUCCESS",
@@ -150,6 +162,23 @@ pub async fn broadcast(args: BroadcastArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// User + system CPU seconds of a process, all threads, from /proc (Linux).
+fn process_cpu_seconds(pid: u32) -> Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and
+    // 15th fields of the line, in USER_HZ ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .ok_or_else(|| anyhow!("{path}: unexpected format"))
+    };
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 fn position(text: &str) -> Result<SeekPosition> {

@@ -6,7 +6,7 @@
 use crate::chain::now_unix_nanos;
 use crate::registrar::{ChainSupport, Registrar};
 use fabric_protos::common::{Block, ChannelHeader, Envelope, Payload, SignatureHeader, Status};
-use fabric_protos::orderer::seek_info::SeekBehavior;
+use fabric_protos::orderer::seek_info::{SeekBehavior, SeekErrorResponse};
 use fabric_protos::orderer::{
     DeliverResponse, SeekInfo, SeekPosition, deliver_response, seek_position,
 };
@@ -62,6 +62,12 @@ async fn deliver_blocks(
     let Ok(seek) = SeekInfo::decode(payload.data) else {
         return Some(Status::BadRequest);
     };
+    // A halted consenter answers SERVICE_UNAVAILABLE, unless the client asked for
+    // BEST_EFFORT (whatever the ledger has).
+    let strict = seek.error_response != SeekErrorResponse::BestEffort as i32;
+    if strict && support.chain.is_halted() {
+        return Some(Status::ServiceUnavailable);
+    }
     let raw = envelope.encode_to_vec();
     let access = tokio::task::block_in_place(|| {
         support
@@ -82,7 +88,7 @@ async fn deliver_blocks(
     let (Some(start), Some(stop)) = (&seek.start, &seek.stop) else {
         return Some(Status::BadRequest);
     };
-    stream_range(&support, &seek, start, stop, expires, responses).await
+    stream_range(&support, &seek, start, stop, expires, strict, responses).await
 }
 
 /// Payload and channel header of a request, with the 15-minute timestamp window.
@@ -105,6 +111,7 @@ async fn stream_range(
     start: &SeekPosition,
     stop: &SeekPosition,
     expires: u64,
+    strict: bool,
     responses: &Responses,
 ) -> Option<Status> {
     let ledger = &support.ledger;
@@ -142,6 +149,7 @@ async fn stream_range(
             tokio::select! {
                 changed = height.changed() => changed.ok()?,
                 _ = responses.closed() => return None,
+                _ = support.chain.halted(), if strict => return Some(Status::ServiceUnavailable),
             }
         }
         let raw = match ledger.get(number) {

@@ -72,8 +72,14 @@ fn multi_node_raft_channels_are_refused() {
     let three = dir.path().join("three-consenters.block");
     std::fs::write(&three, with_consenters(3)).unwrap();
     let msp = fixture_msp(ORDERER0_MSP);
-    let err = start_fails(dir.path(), &fixture_args(msp.to_str().unwrap(), three.to_str().unwrap()));
-    assert!(err.contains("three-consenters.block") && err.contains("3 consenters"), "{err}");
+    let err = start_fails(
+        dir.path(),
+        &fixture_args(msp.to_str().unwrap(), three.to_str().unwrap()),
+    );
+    assert!(
+        err.contains("three-consenters.block") && err.contains("3 consenters"),
+        "{err}"
+    );
 }
 
 /// Fabric's fixture genesis block with its etcdraft consenter set grown to `n`.
