@@ -129,7 +129,9 @@ mod tests {
     use std::path::PathBuf;
 
     fn fabric(path: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fabric").join(path)
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/fabric")
+            .join(path)
     }
 
     fn slot(block: &Block, i: usize) -> Bytes {
@@ -152,7 +154,8 @@ mod tests {
             }
             .encode_to_vec(),
         };
-        let msp = fabric("crypto/ordererOrganizations/example.com/orderers/orderer0.example.com/msp");
+        let msp =
+            fabric("crypto/ordererOrganizations/example.com/orderers/orderer0.example.com/msp");
         let signer = Arc::new(Signer::from_msp_dir(&msp, "OrdererMSP").unwrap());
         let writer = BlockWriter::new(
             signer.clone(),
@@ -169,15 +172,22 @@ mod tests {
             Metadata::decode(slot(&ours, 0)).unwrap(),
             Metadata::decode(slot(&fabric_block, 0)).unwrap(),
         );
-        assert_eq!(mine.value, theirs.value, "OrdererBlockMetadata byte for byte");
+        assert_eq!(
+            mine.value, theirs.value,
+            "OrdererBlockMetadata byte for byte"
+        );
         for i in 1..5 {
             assert_eq!(slot(&ours, i), slot(&fabric_block, i), "metadata slot {i}");
         }
         let sig = &mine.signatures[0];
         let shdr = SignatureHeader::decode(sig.signature_header.clone()).unwrap();
         assert_eq!(shdr.creator, signer.serialized_identity());
-        let theirs_shdr = SignatureHeader::decode(theirs.signatures[0].signature_header.clone()).unwrap();
-        assert_eq!(shdr.creator, theirs_shdr.creator, "same orderer identity as Fabric's");
+        let theirs_shdr =
+            SignatureHeader::decode(theirs.signatures[0].signature_header.clone()).unwrap();
+        assert_eq!(
+            shdr.creator, theirs_shdr.creator,
+            "same orderer identity as Fabric's"
+        );
         let mut signed = mine.value.to_vec();
         signed.extend_from_slice(&sig.signature_header);
         signed.extend_from_slice(&core_block.header_der);

@@ -9,6 +9,7 @@ pub mod chain;
 pub mod client;
 pub mod component;
 pub mod config;
+pub mod configupdate;
 pub mod deliver;
 pub mod identity;
 pub mod ledger;

@@ -25,6 +25,8 @@ enum Command {
     Broadcast(client::BroadcastArgs),
     /// Fetch blocks, verifying the hash chain and the orderer signatures.
     Deliver(client::DeliverArgs),
+    /// Read or update a channel's config (fetch-config, update, sign, submit).
+    Channel(client::channel::ChannelArgs),
 }
 
 fn main() {
@@ -42,6 +44,7 @@ fn main() {
             Command::Start(args) => start(args).await,
             Command::Broadcast(args) => client::broadcast(args).await,
             Command::Deliver(args) => client::deliver(args).await,
+            Command::Channel(args) => client::channel::run(args).await,
         }
     });
     if let Err(e) = result {

@@ -1,6 +1,9 @@
 //! The client for people: `orderer broadcast` sends signed envelopes and reports
 //! acks/s; `orderer deliver` fetches blocks and verifies them (hash chain, data hash,
-//! orderer signatures against the channel's orderer MSPs).
+//! orderer signatures against the channel's orderer MSPs); `orderer channel` reads
+//! and updates a channel's config.
+
+pub mod channel;
 
 use crate::identity::Signer;
 use crate::server::MAX_MESSAGE_BYTES;
@@ -76,7 +79,7 @@ pub struct DeliverArgs {
     pub fail_if_not_ready: bool,
 }
 
-async fn connect(address: &str) -> Result<AtomicBroadcastClient<Channel>> {
+pub(crate) async fn connect(address: &str) -> Result<AtomicBroadcastClient<Channel>> {
     let client = AtomicBroadcastClient::connect(format!("http://{address}"))
         .await
         .with_context(|| format!("connecting to the orderer at {address}"))?;
@@ -198,7 +201,7 @@ fn position(text: &str) -> Result<SeekPosition> {
 }
 
 /// One Deliver stream; each `request` sends a SeekInfo and collects the answer.
-struct DeliverSession {
+pub(crate) struct DeliverSession {
     signer: Signer,
     channel: String,
     requests: mpsc::Sender<Envelope>,
@@ -206,7 +209,7 @@ struct DeliverSession {
 }
 
 impl DeliverSession {
-    async fn open(id: &Identity) -> Result<Self> {
+    pub(crate) async fn open(id: &Identity) -> Result<Self> {
         let signer = Signer::from_msp_dir(&id.msp_dir, &id.msp_id)?;
         let mut client = connect(&id.orderer).await?;
         let (requests, rx) = mpsc::channel(4);
@@ -252,7 +255,20 @@ impl DeliverSession {
         }
     }
 
-    async fn single(&mut self, number: u64) -> Result<Block> {
+    /// The channel's latest config block, found through the newest block's LAST_CONFIG.
+    pub(crate) async fn latest_config_block(&mut self) -> Result<Block> {
+        let newest = position("newest")?;
+        self.send(newest, newest, SeekBehavior::FailIfNotReady)
+            .await?;
+        let tip = self
+            .next()
+            .await?
+            .map_err(|s| anyhow!("channel {}: status {}", self.channel, status_name(s)))?;
+        self.next().await?.ok();
+        self.single(last_config(&tip)).await
+    }
+
+    pub(crate) async fn single(&mut self, number: u64) -> Result<Block> {
         let at = position(&number.to_string())?;
         self.send(at, at, SeekBehavior::FailIfNotReady).await?;
         let block = self
@@ -266,17 +282,7 @@ impl DeliverSession {
 
 pub async fn deliver(args: DeliverArgs) -> Result<()> {
     let mut session = DeliverSession::open(&args.identity).await?;
-    // The channel config (for the orderer MSPs) from the newest block's LAST_CONFIG.
-    let newest = position("newest")?;
-    session
-        .send(newest, newest, SeekBehavior::FailIfNotReady)
-        .await?;
-    let tip = session
-        .next()
-        .await?
-        .map_err(|s| anyhow!("channel {}: status {}", session.channel, status_name(s)))?;
-    session.next().await?.ok();
-    let config_block = session.single(last_config(&tip)).await?;
+    let config_block = session.latest_config_block().await?;
     let config = ChannelConfig::from_config_block(&config_block.encode_to_vec(), &NativeCrypto)
         .map_err(|e| anyhow!("reading the channel config: {e}"))?;
 
@@ -319,7 +325,7 @@ fn status_name(status: i32) -> String {
     })
 }
 
-fn last_config(block: &Block) -> u64 {
+pub(crate) fn last_config(block: &Block) -> u64 {
     block
         .metadata
         .as_ref()

@@ -1,0 +1,214 @@
+//! `orderer channel`: read a channel's config and change it without Fabric's tools.
+//! Files are standard Fabric messages: a config block (`fetch-config`) and a
+//! CONFIG_UPDATE envelope (`update --output`, `sign`, `submit`), so `configtxlator`
+//! and `peer channel signconfigtx/update` work on ours and we on theirs.
+
+use super::{DeliverSession, Identity, connect};
+use crate::configupdate::{self, BatchEdits};
+use crate::identity::Signer;
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use fabric_protos::common::{Envelope, Status};
+use prost::Message;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+pub struct ChannelArgs {
+    #[command(subcommand)]
+    pub command: ChannelCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ChannelCommand {
+    /// Write the channel's latest config block to a file.
+    FetchConfig {
+        #[command(flatten)]
+        identity: Identity,
+        #[arg(long, default_value = "config.block")]
+        output: PathBuf,
+    },
+    /// Change batch settings: fetch the config, edit, compute the update, sign it
+    /// with every --signer, and submit it (or write it with --output).
+    Update {
+        #[command(flatten)]
+        identity: Identity,
+        #[arg(long)]
+        max_message_count: Option<u32>,
+        #[arg(long)]
+        absolute_max_bytes: Option<u32>,
+        #[arg(long)]
+        preferred_max_bytes: Option<u32>,
+        /// A Go duration, e.g. 1s or 500ms.
+        #[arg(long)]
+        batch_timeout: Option<String>,
+        /// MSPDIR:MSPID of an identity whose signature the update carries (repeatable;
+        /// e.g. the orderer org's admin). The first also signs the envelope.
+        #[arg(long = "signer", value_parser = parse_signer)]
+        signers: Vec<SignerSpec>,
+        /// Write the signed CONFIG_UPDATE envelope here instead of submitting it.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Add a signature to a CONFIG_UPDATE envelope file (as `peer channel signconfigtx`).
+    Sign {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long = "signer", value_parser = parse_signer)]
+        signer: SignerSpec,
+        /// Default: overwrite the input.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Submit a CONFIG_UPDATE envelope file as it is.
+    Submit {
+        #[command(flatten)]
+        identity: Identity,
+        #[arg(long)]
+        input: PathBuf,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct SignerSpec {
+    dir: PathBuf,
+    msp_id: String,
+}
+
+fn parse_signer(text: &str) -> Result<SignerSpec, String> {
+    let (dir, msp_id) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?}: expected MSPDIR:MSPID"))?;
+    Ok(SignerSpec {
+        dir: dir.into(),
+        msp_id: msp_id.into(),
+    })
+}
+
+impl SignerSpec {
+    fn load(&self) -> Result<Signer> {
+        Signer::from_msp_dir(&self.dir, &self.msp_id)
+    }
+}
+
+pub async fn run(args: ChannelArgs) -> Result<()> {
+    match args.command {
+        ChannelCommand::FetchConfig { identity, output } => {
+            let block = DeliverSession::open(&identity)
+                .await?
+                .latest_config_block()
+                .await?;
+            let number = block.header.as_ref().map_or(0, |h| h.number);
+            write(&output, &block.encode_to_vec())?;
+            println!(
+                "config block {number} of {} written to {}",
+                identity.channel,
+                output.display()
+            );
+            Ok(())
+        }
+        ChannelCommand::Update {
+            identity,
+            max_message_count,
+            absolute_max_bytes,
+            preferred_max_bytes,
+            batch_timeout,
+            signers,
+            output,
+        } => {
+            let edits = BatchEdits {
+                max_message_count,
+                absolute_max_bytes,
+                preferred_max_bytes,
+                timeout: batch_timeout,
+            };
+            let signers = signers
+                .iter()
+                .map(SignerSpec::load)
+                .collect::<Result<Vec<_>>>()?;
+            let Some(submitter) = signers.first() else {
+                bail!("at least one --signer MSPDIR:MSPID is needed (e.g. an orderer org admin)");
+            };
+            let block = DeliverSession::open(&identity)
+                .await?
+                .latest_config_block()
+                .await?;
+            let original = configupdate::config_from_block(&block)?;
+            let updated = configupdate::apply_batch_edits(&original, &edits)?;
+            let update = configupdate::compute_update(&identity.channel, &original, &updated)?;
+            let mut update_envelope = configupdate::unsigned_update(&update);
+            for signer in &signers {
+                configupdate::add_signature(&mut update_envelope, signer);
+            }
+            let envelope =
+                configupdate::update_envelope(&identity.channel, &update_envelope, submitter);
+            match output {
+                Some(path) => {
+                    write(&path, &envelope.encode_to_vec())?;
+                    println!(
+                        "config update for {} written to {}",
+                        identity.channel,
+                        path.display()
+                    );
+                    Ok(())
+                }
+                None => submit(&identity, envelope).await,
+            }
+        }
+        ChannelCommand::Sign {
+            input,
+            signer,
+            output,
+        } => {
+            let envelope = read_envelope(&input)?;
+            let payload_channel = crate::broadcast::channel_header(&envelope)
+                .map_err(|e| anyhow!("{}: {e}", input.display()))?
+                .channel_id;
+            let mut update = configupdate::update_of_envelope(&envelope)
+                .with_context(|| format!("{}", input.display()))?;
+            let signer = signer.load()?;
+            configupdate::add_signature(&mut update, &signer);
+            let signed = configupdate::update_envelope(&payload_channel, &update, &signer);
+            let output = output.unwrap_or(input);
+            write(&output, &signed.encode_to_vec())?;
+            println!(
+                "{} now carries {} signature(s); written to {}",
+                payload_channel,
+                update.signatures.len(),
+                output.display()
+            );
+            Ok(())
+        }
+        ChannelCommand::Submit { identity, input } => {
+            submit(&identity, read_envelope(&input)?).await
+        }
+    }
+}
+
+async fn submit(identity: &Identity, envelope: Envelope) -> Result<()> {
+    let mut client = connect(&identity.orderer).await?;
+    let mut answers = client
+        .broadcast(tokio_stream::iter(vec![envelope]))
+        .await?
+        .into_inner();
+    let answer = answers
+        .message()
+        .await?
+        .context("the orderer closed the stream without an answer")?;
+    let status = Status::try_from(answer.status)
+        .map_or(answer.status.to_string(), |s| s.as_str_name().into());
+    if answer.status != Status::Success as i32 {
+        bail!("config update rejected: {status}: {}", answer.info);
+    }
+    println!("config update accepted: {status}");
+    Ok(())
+}
+
+fn read_envelope(path: &Path) -> Result<Envelope> {
+    let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Envelope::decode(raw.as_slice())
+        .map_err(|e| anyhow!("{}: not a common.Envelope: {e}", path.display()))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
