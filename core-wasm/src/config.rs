@@ -392,6 +392,29 @@ pub(crate) mod testkit {
     use super::ChannelConfig;
     use crate::crypto::NativeCrypto;
 
+    /// [`NativeCrypto`] counting signature verifications, to see what is cached.
+    #[derive(Debug, Default)]
+    pub struct CountingCrypto {
+        verifies: std::cell::Cell<usize>,
+    }
+
+    impl CountingCrypto {
+        pub fn verifies(&self) -> usize {
+            self.verifies.get()
+        }
+    }
+
+    impl crate::crypto::Crypto for CountingCrypto {
+        fn sha256(&self, data: &[u8]) -> [u8; 32] {
+            NativeCrypto.sha256(data)
+        }
+
+        fn verify_p256(&self, public_key: &[u8], message: &[u8], signature_der: &[u8]) -> bool {
+            self.verifies.set(self.verifies.get() + 1);
+            NativeCrypto.verify_p256(public_key, message, signature_der)
+        }
+    }
+
     pub fn fabric_path(rel: &str) -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../../shared/fabric")

@@ -20,7 +20,7 @@ use prost::Message;
 
 use crate::config::ChannelConfig;
 use crate::crypto::Crypto;
-use crate::msp::{self, ParsedIdentity};
+use crate::msp::{self, Creator};
 use crate::rejection::Rejection;
 
 /// An accepted Broadcast message.
@@ -104,19 +104,21 @@ fn creator(payload: &Payload) -> Result<bytes::Bytes, String> {
 }
 
 /// Whether the signed data satisfies the channel's Writers/Readers policy, as
-/// described in the module docs.
+/// described in the module docs. The creator's validation may come from the config's
+/// identity cache; the signature is always verified.
 fn satisfies_member_policy(
     config: &ChannelConfig,
-    identity: &Result<ParsedIdentity, String>,
+    creator: &Result<Creator, String>,
     payload: &[u8],
     signature: &[u8],
     crypto: &dyn Crypto,
 ) -> Result<(), String> {
-    let parsed = identity.as_ref().map_err(Clone::clone)?;
-    if config.consensus.maintenance && !config.orderer_org_ids.contains(&parsed.msp_id) {
-        return Err(format!("MSP {} is not an orderer org", parsed.msp_id));
+    let creator = creator.as_ref().map_err(Clone::clone)?;
+    let msp_id = creator.msp_id();
+    if config.consensus.maintenance && !config.orderer_org_ids.iter().any(|id| id == msp_id) {
+        return Err(format!("MSP {msp_id} is not an orderer org"));
     }
-    let identity = config.msps.validate_parsed(parsed, crypto)?;
+    let identity = config.msps.validate_creator(creator, crypto)?;
     if !identity.verify(payload, signature, crypto) {
         return Err("The signature is invalid".into());
     }
@@ -188,16 +190,17 @@ fn apply_filters(
             size as u32
         )));
     }
-    // The creator, parsed once for the expiration and signature filters.
+    // The creator, looked up (or parsed) once for the expiration and signature
+    // filters.
     let creator = creator(&parsed.payload).map_err(|e| {
         Rejection::bad_request(format!("could not convert message to signedData: {e}"))
     })?;
-    let identity = ParsedIdentity::from_serialized(&creator);
+    let identity = config.msps.creator(&creator);
     // expirationRejectRule: an identity whose certificate cannot be read is not
     // checked here (the signature filter refuses it).
     if config.expiration_check()
         && let Ok(id) = &identity
-        && now_unix_nanos >= id.cert.not_after_unix_nanos
+        && now_unix_nanos >= id.not_after_unix_nanos()
     {
         return Err(Rejection::bad_request(ERR_IDENTITY_EXPIRED));
     }
@@ -224,27 +227,29 @@ pub fn authorize_deliver(
 ) -> Result<u64, Rejection> {
     let parsed = parse_envelope(envelope)?;
     let creator = creator(&parsed.payload).map_err(Rejection::bad_request)?;
-    let identity = ParsedIdentity::from_serialized(&creator);
+    let identity = config.msps.creator(&creator);
     // SessionAccessControl.Evaluate: expiry first (Fabric's deliver checks it whatever
     // the capabilities), then the policy.
     if let Ok(id) = &identity
-        && now_unix_nanos > id.cert.not_after_unix_nanos
+        && now_unix_nanos > id.not_after_unix_nanos()
     {
-        let ago = now_unix_nanos - id.cert.not_after_unix_nanos;
+        let ago = now_unix_nanos - id.not_after_unix_nanos();
         return Err(Rejection::forbidden(format!(
             "deliver client identity expired {} before",
             go_duration_string(ago)
         )));
     }
     let env = &parsed.envelope;
-    satisfies_member_policy(config, &identity, &env.payload, &env.signature, crypto).map_err(|_| {
-        Rejection::forbidden(format!(
-            "{}: {ERR_PERMISSION_DENIED}",
-            implicit_meta_any_failed("Readers")
-        ))
-    })?;
+    satisfies_member_policy(config, &identity, &env.payload, &env.signature, crypto).map_err(
+        |_| {
+            Rejection::forbidden(format!(
+                "{}: {ERR_PERMISSION_DENIED}",
+                implicit_meta_any_failed("Readers")
+            ))
+        },
+    )?;
     // Satisfied implies the creator parsed; its expiry bounds the session.
-    Ok(identity.map_or(0, |id| id.cert.not_after_unix_nanos))
+    Ok(identity.map_or(0, |id| id.not_after_unix_nanos()))
 }
 
 /// Go's `time.Duration.String()` for a non-negative duration (e.g. "1h2m3.5s").
@@ -450,6 +455,69 @@ mod tests {
         // MSP does not look at the clock: the message passes.
         config.orderer_capabilities.clear();
         assert!(validate(&config, &env, not_after + 1, C).is_ok());
+    }
+
+    #[test]
+    fn creator_validation_is_cached_signatures_are_not() {
+        let config = etcdraft_config();
+        let (_, now) = first();
+        let user = user1();
+        let c = &CountingCrypto::default();
+        let env = |data: &[u8]| user.envelope("mychannel", ENDORSER, now, data);
+        assert!(validate(&config, &env(b"one"), now, c).is_ok());
+        assert_eq!(c.verifies(), 2, "the certificate chain, then the signature");
+        for (n, data) in [&b"two"[..], b"three"].into_iter().enumerate() {
+            assert!(validate(&config, &env(data), now, c).is_ok());
+            assert_eq!(c.verifies(), 3 + n, "the signature only");
+        }
+        // A known creator's bad signature is still refused.
+        let mut e = decode(&env(b"four"));
+        e.signature = sign(&admin1().key, &e.payload).into();
+        assert_eq!(
+            validate(&config, &e.encode_to_vec(), now, c),
+            Err(writers_denied())
+        );
+        assert_eq!(c.verifies(), 5);
+        // Expiry is still checked per message, against `now`.
+        let not_after = config
+            .msps
+            .validate_identity(&user.creator(), now, c)
+            .unwrap()
+            .not_after_unix_nanos;
+        assert_eq!(
+            validate(&config, &env(b"five"), not_after, c),
+            Err(Rejection::bad_request(ERR_IDENTITY_EXPIRED))
+        );
+        // Deliver shares the cache.
+        let seek = user.envelope("mychannel", HeaderType::DeliverSeekInfo as i32, now, b"");
+        let before = c.verifies();
+        assert_eq!(authorize_deliver(&config, &seek, now, c), Ok(not_after));
+        assert_eq!(c.verifies(), before + 1);
+        // Another config (or a clone) starts with an empty cache.
+        let other = config.clone();
+        assert!(validate(&other, &env(b"six"), now, c).is_ok());
+        assert_eq!(c.verifies(), before + 3);
+        assert_eq!(config.msps.cached_identities(), 1);
+    }
+
+    #[test]
+    fn invalid_creators_are_not_cached() {
+        let config = etcdraft_config();
+        let (env, now) = first();
+        let c = &CountingCrypto::default();
+        // A certificate whose signature is not the CA's: the chain is checked again
+        // on every message, and fails every time.
+        let (forged, _) = with_creator(&env, |sid| {
+            let mut der = crate::msp::pem_decode(&sid.id_bytes).unwrap();
+            let last = der.len() - 3;
+            der[last] ^= 0x01;
+            sid.id_bytes = pem("CERTIFICATE", &der).into();
+        });
+        for round in 1..=3 {
+            assert_eq!(validate(&config, &forged, now, c), Err(writers_denied()));
+            assert_eq!(c.verifies(), round, "one chain check per message");
+        }
+        assert_eq!(config.msps.cached_identities(), 0);
     }
 
     #[test]
@@ -673,7 +741,10 @@ mod tests {
         let seek = HeaderType::DeliverSeekInfo as i32;
         for signer in [user1(), admin1(), orderer0()] {
             let env = signer.envelope("mychannel", seek, now, b"");
-            assert!(authorize_deliver(&config, &env, now, C).unwrap() > now, "session bounded by NotAfter");
+            assert!(
+                authorize_deliver(&config, &env, now, C).unwrap() > now,
+                "session bounded by NotAfter"
+            );
         }
         let env = user1().envelope("mychannel", seek, now, b"");
         // Bad signatures.

@@ -3,11 +3,13 @@
 //!
 //! An [`MspManager`] is built from the `MSPConfig`s of a channel config. It parses
 //! every root and intermediate CA certificate (and CRL) once, at construction. A
-//! creator (`msp.SerializedIdentity`) is parsed once per envelope into a
-//! [`ParsedIdentity`], then validated the way Fabric's `bccspmsp.validateIdentity`
-//! does: a certification chain to one of the MSP's root CAs (signatures checked
-//! through [`Crypto`]), no CA used as an identity, the revocation lists, and the
-//! organizational-unit rules (OU identifiers, NodeOUs).
+//! creator (`msp.SerializedIdentity`) is parsed into a [`ParsedIdentity`], then
+//! validated the way Fabric's `bccspmsp.validateIdentity` does: a certification chain
+//! to one of the MSP's root CAs (signatures checked through [`Crypto`]), no CA used
+//! as an identity, the revocation lists, and the organizational-unit rules (OU
+//! identifiers, NodeOUs). Valid identities are cached per manager (Fabric's MSP
+//! cache), so a returning creator is neither parsed nor chain-checked again; message
+//! signatures are always verified.
 //!
 //! Like Fabric, the chain is checked at the leaf's `NotBefore + 1s` (Fabric's
 //! `getValidityOptsForCert`, FAB-3678), not at the current time: whether an identity
@@ -20,6 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use der::asn1::ObjectIdentifier;
 use der::{Decode, Encode};
@@ -61,6 +64,7 @@ pub struct Identity {
     pub msp_id: String,
     /// SEC1 uncompressed P-256 point.
     pub public_key: Vec<u8>,
+    pub not_before_unix_nanos: u64,
     pub not_after_unix_nanos: u64,
     /// The OU values of the certificate's subject, in order.
     pub organizational_units: Vec<String>,
@@ -385,22 +389,31 @@ impl ParsedCert {
     }
 
     fn check_time(&self, at_unix_nanos: u64) -> Result<(), String> {
-        if at_unix_nanos < self.not_before_unix_nanos {
-            return Err(format!(
-                "x509: certificate has expired or is not yet valid: current time {} is before {}",
-                format_unix_nanos(at_unix_nanos),
-                format_unix_nanos(self.not_before_unix_nanos)
-            ));
-        }
-        if at_unix_nanos > self.not_after_unix_nanos {
-            return Err(format!(
-                "x509: certificate has expired or is not yet valid: current time {} is after {}",
-                format_unix_nanos(at_unix_nanos),
-                format_unix_nanos(self.not_after_unix_nanos)
-            ));
-        }
-        Ok(())
+        check_validity(
+            self.not_before_unix_nanos,
+            self.not_after_unix_nanos,
+            at_unix_nanos,
+        )
     }
+}
+
+/// Whether `at` lies within a certificate's validity period, with Go's x509 texts.
+fn check_validity(not_before: u64, not_after: u64, at_unix_nanos: u64) -> Result<(), String> {
+    if at_unix_nanos < not_before {
+        return Err(format!(
+            "x509: certificate has expired or is not yet valid: current time {} is before {}",
+            format_unix_nanos(at_unix_nanos),
+            format_unix_nanos(not_before)
+        ));
+    }
+    if at_unix_nanos > not_after {
+        return Err(format!(
+            "x509: certificate has expired or is not yet valid: current time {} is after {}",
+            format_unix_nanos(at_unix_nanos),
+            format_unix_nanos(not_after)
+        ));
+    }
+    Ok(())
 }
 
 /// A creator as found in a signature header: the MSP id and its parsed certificate.
@@ -513,10 +526,109 @@ pub fn msp_config_name(config: &MspConfig) -> Result<String, String> {
         .map_err(|e| format!("error unmarshalling msp config: {e}"))
 }
 
-/// The MSPs of a channel, by MSP id.
+/// The MSPs of a channel, by MSP id, with the identities validated under them.
 #[derive(Clone, Debug, Default)]
 pub struct MspManager {
     msps: BTreeMap<String, MspEntry>,
+    cache: IdentityCache,
+}
+
+/// How many validated identities an [`MspManager`] remembers before it forgets them
+/// all (a channel rarely has that many active clients; at ~1 KB per entry the cache
+/// stays under ~5 MB).
+pub const IDENTITY_CACHE_CAPACITY: usize = 4096;
+
+/// Fabric's MSP cache (`msp/cache`): serialized identity -> validated identity.
+///
+/// Validating an identity (chain signatures, CRLs, OUs) depends only on the MSP
+/// config and the identity's bytes, never on the clock (the chain is checked at
+/// NotBefore + 1s, see the module docs), so an answer stays right for the life of
+/// the config; a config change builds a new manager, hence a new cache. Only valid
+/// identities are cached: an invalid one is validated again each time. When full,
+/// the cache is cleared: simple, and the same inputs give the same behaviour.
+///
+/// A `Mutex` keeps the manager `Sync` natively; in wasm (one thread) it costs a flag.
+#[derive(Default)]
+struct IdentityCache {
+    entries: Mutex<BTreeMap<Vec<u8>, Arc<Identity>>>,
+    capacity: Option<usize>,
+}
+
+impl IdentityCache {
+    fn capacity(&self) -> usize {
+        self.capacity.unwrap_or(IDENTITY_CACHE_CAPACITY)
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Arc<Identity>>> {
+        // A panic while holding the lock cannot leave the map half-updated.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(&self, serialized: &[u8]) -> Option<Arc<Identity>> {
+        self.entries().get(serialized).cloned()
+    }
+
+    fn insert(&self, serialized: Vec<u8>, identity: Arc<Identity>) {
+        let mut entries = self.entries();
+        if entries.len() >= self.capacity() {
+            entries.clear();
+        }
+        entries.insert(serialized, identity);
+    }
+
+    fn len(&self) -> usize {
+        self.entries().len()
+    }
+}
+
+/// A clone starts empty: the cache only saves work, it never changes an answer.
+impl Clone for IdentityCache {
+    fn clone(&self) -> Self {
+        IdentityCache {
+            entries: Mutex::default(),
+            capacity: self.capacity,
+        }
+    }
+}
+
+impl std::fmt::Debug for IdentityCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IdentityCache({} entries)", self.len())
+    }
+}
+
+/// The creator of a message as first seen, before any signature check: validated
+/// earlier under this manager (from its cache), or parsed and still to be validated.
+/// Its NotAfter and MSP id are known either way, for the checks that come before
+/// validation (expiry, maintenance mode). Get one from [`MspManager::creator`] and
+/// validate it with the same manager's [`MspManager::validate_creator`].
+#[derive(Debug)]
+pub struct Creator(CreatorState);
+
+#[derive(Debug)]
+enum CreatorState {
+    Validated(Arc<Identity>),
+    Parsed {
+        serialized: Vec<u8>,
+        parsed: Box<ParsedIdentity>,
+    },
+}
+
+impl Creator {
+    pub fn msp_id(&self) -> &str {
+        match &self.0 {
+            CreatorState::Validated(identity) => &identity.msp_id,
+            CreatorState::Parsed { parsed, .. } => &parsed.msp_id,
+        }
+    }
+
+    /// The certificate's NotAfter, in unix nanos.
+    pub fn not_after_unix_nanos(&self) -> u64 {
+        match &self.0 {
+            CreatorState::Validated(identity) => identity.not_after_unix_nanos,
+            CreatorState::Parsed { parsed, .. } => parsed.cert.not_after_unix_nanos,
+        }
+    }
 }
 
 const MAX_CHAIN_DEPTH: usize = 10;
@@ -849,7 +961,10 @@ impl MspManager {
             seen.insert(name.clone(), config);
             msps.insert(name, entry);
         }
-        Ok(MspManager { msps })
+        Ok(MspManager {
+            msps,
+            cache: IdentityCache::default(),
+        })
     }
 
     /// The MSP ids, sorted.
@@ -863,18 +978,57 @@ impl MspManager {
     }
 
     /// Deserialize a `msp.SerializedIdentity` and validate it against the MSP it
-    /// names: the MSP checks of [`MspManager::validate_parsed`], plus the certificate
-    /// being within its validity period at `now_unix_nanos`.
+    /// names: the MSP checks of [`MspManager::validate_parsed`] (cached), plus the
+    /// certificate being within its validity period at `now_unix_nanos`.
     pub fn validate_identity(
         &self,
         serialized: &[u8],
         now_unix_nanos: u64,
         crypto: &dyn Crypto,
     ) -> Result<Identity, String> {
+        let creator = self.creator(serialized)?;
+        let identity = self.validate_creator(&creator, crypto)?;
+        check_validity(
+            identity.not_before_unix_nanos,
+            identity.not_after_unix_nanos,
+            now_unix_nanos,
+        )?;
+        Ok(Identity::clone(&identity))
+    }
+
+    /// A message's creator, from the identity cache when it was validated before,
+    /// else parsed (a malformed identity is an error). No signature is checked.
+    pub fn creator(&self, serialized: &[u8]) -> Result<Creator, String> {
+        if let Some(identity) = self.cache.get(serialized) {
+            return Ok(Creator(CreatorState::Validated(identity)));
+        }
         let parsed = ParsedIdentity::from_serialized(serialized)?;
-        let identity = self.validate_parsed(&parsed, crypto)?;
-        parsed.cert.check_time(now_unix_nanos)?;
-        Ok(identity)
+        Ok(Creator(CreatorState::Parsed {
+            serialized: serialized.to_vec(),
+            parsed: Box::new(parsed),
+        }))
+    }
+
+    /// The validated identity of a creator this manager returned: the cached one, or
+    /// validated now (see [`MspManager::validate_parsed`]) and cached if valid.
+    pub fn validate_creator(
+        &self,
+        creator: &Creator,
+        crypto: &dyn Crypto,
+    ) -> Result<Arc<Identity>, String> {
+        match &creator.0 {
+            CreatorState::Validated(identity) => Ok(identity.clone()),
+            CreatorState::Parsed { serialized, parsed } => {
+                let identity = Arc::new(self.validate_parsed(parsed, crypto)?);
+                self.cache.insert(serialized.clone(), identity.clone());
+                Ok(identity)
+            }
+        }
+    }
+
+    /// How many validated identities are cached (for tests and metrics).
+    pub fn cached_identities(&self) -> usize {
+        self.cache.len()
     }
 
     /// Validate an already parsed creator the way Fabric's MSP does (chain checked at
@@ -905,6 +1059,7 @@ impl MspManager {
         Ok(Identity {
             msp_id: parsed.msp_id.clone(),
             public_key: public_key.to_vec(),
+            not_before_unix_nanos: parsed.cert.not_before_unix_nanos,
             not_after_unix_nanos: parsed.cert.not_after_unix_nanos,
             organizational_units: parsed.cert.organizational_units.clone(),
         })
@@ -1037,6 +1192,40 @@ mod tests {
     }
 
     #[test]
+    fn identity_cache_is_bounded_and_keeps_answers() {
+        let mut m = manager();
+        m.cache.capacity = Some(2);
+        let c = &CountingCrypto::default();
+        let signers = [user1(), admin1(), peer0()];
+        for signer in &signers {
+            m.validate_identity(&signer.creator(), now(), c).unwrap();
+        }
+        assert_eq!(c.verifies(), 3);
+        assert_eq!(
+            m.cached_identities(),
+            1,
+            "cleared when full, then Peer0 added"
+        );
+        // Cached or not, the answers are the same.
+        for signer in &signers {
+            let id = m.validate_identity(&signer.creator(), now(), c).unwrap();
+            assert_eq!(
+                id,
+                manager()
+                    .validate_identity(&signer.creator(), now(), C)
+                    .unwrap()
+            );
+        }
+        // User1 fills the cache, Admin1 clears it again, so Peer0 is gone too.
+        assert_eq!(c.verifies(), 6);
+        assert_eq!(m.cached_identities(), 2);
+        // Expiry at `now` is checked on cached identities too.
+        let expired = m.validate_identity(&peer0().creator(), u64::MAX, c);
+        assert!(expired.unwrap_err().contains("is after"));
+        assert!(m.validate_identity(&peer0().creator(), 0, c).is_err());
+    }
+
+    #[test]
     fn tampered_certificate_signature_breaks_the_chain() {
         let mut der = pem_decode(&user1().cert_pem).unwrap();
         let last = der.len() - 3;
@@ -1150,6 +1339,13 @@ mod tests {
             "could not validate identity against certification chain: The certificate has been revoked"
         );
         m.validate_identity(&admin1().creator(), now(), C).unwrap();
+        // A revoked identity is never cached: it is refused again, chain and all.
+        let c = &CountingCrypto::default();
+        for round in 1..=2 {
+            assert!(m.validate_identity(&user.creator(), now(), c).is_err());
+            assert_eq!(c.verifies(), 2 * round, "chain + CRL signature each time");
+        }
+        assert_eq!(m.cached_identities(), 1, "Admin only");
         // A CRL not signed by the CA is ignored.
         let m = with_crl(crl(&org1_ca_pem(), &user.key, &[serial]));
         m.validate_identity(&user.creator(), now(), C).unwrap();
