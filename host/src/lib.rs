@@ -11,6 +11,8 @@ pub mod component;
 pub mod config;
 pub mod configupdate;
 pub mod deliver;
+#[cfg(test)]
+mod determinism_tests;
 pub mod identity;
 pub mod ledger;
 pub mod registrar;
