@@ -212,6 +212,9 @@ pub struct BuiltBlock {
     pub header_der: Vec<u8>,
     /// `common.Block` with header and data, without the metadata field.
     pub encoded: Vec<u8>,
+    /// A config block (its one envelope is a CONFIG): its LAST_CONFIG is its own
+    /// number, and its config is in force for everything after it.
+    pub is_config: bool,
 }
 
 /// The chain position the next block is built at: its number and previous hash.
@@ -284,6 +287,7 @@ impl BlockBuilder {
             number,
             header_der: der,
             encoded,
+            is_config: false,
         }
     }
 }

@@ -7,12 +7,13 @@
 //! the host adds metadata, signs and writes it.
 
 use bytes::Bytes;
-use fabric_protos::common::BlockHeader;
+use fabric_protos::common::{BlockHeader, ChannelHeader, Envelope, HeaderType, Payload};
 use prost::Message;
 
 use crate::blockbuilder::{BlockBuilder, BuiltBlock, OrderedEnvelope, marshal_envelope};
 use crate::blockcutter::{BlockCutter, CutterLimits};
 use crate::config::ChannelConfig;
+use crate::configtx;
 use crate::crypto::Crypto;
 use crate::filters::{self, Verdict};
 use crate::rejection::Rejection;
@@ -80,6 +81,48 @@ impl<C: Crypto> Channel<C> {
         self.config.batch_timeout_ms
     }
 
+    /// The sequence of the config in force.
+    pub fn config_sequence(&self) -> u64 {
+        self.config.sequence
+    }
+
+    /// The next config from a CONFIG_UPDATE envelope that passed [`Channel::validate`]
+    /// (see [`configtx::propose_config_update`]): an encoded `common.ConfigEnvelope`
+    /// whose `last_update` is the envelope as Fabric re-marshals it (the bytes
+    /// received, for a canonical envelope). The host wraps it in a CONFIG envelope
+    /// signed by the orderer, checks it with [`Channel::validate_config`] and orders it.
+    pub fn propose_config_update(
+        &self,
+        envelope: &[u8],
+        now_unix_nanos: u64,
+    ) -> Result<Vec<u8>, Rejection> {
+        let proposed =
+            configtx::propose_config_update(&self.config, envelope, now_unix_nanos, &self.crypto)?;
+        let config = proposed.config.unwrap_or_default();
+        let last_update = match marshal_envelope(Bytes::copy_from_slice(envelope)) {
+            Ok(m) => m.data().clone(),
+            Err(_) => Bytes::from(proposed.last_update.unwrap_or_default().encode_to_vec()),
+        };
+        let mut out = Vec::with_capacity(config.encoded_len() + last_update.len() + 16);
+        prost::encoding::message::encode(1, &config, &mut out);
+        prost::encoding::bytes::encode(2, &last_update, &mut out);
+        Ok(out)
+    }
+
+    /// Checks a CONFIG envelope signed by the orderer before it is ordered (see
+    /// [`configtx::validate_config`]); the verdict carries the current sequence.
+    pub fn validate_config(
+        &self,
+        envelope: &[u8],
+        now_unix_nanos: u64,
+    ) -> Result<Verdict, Rejection> {
+        configtx::validate_config(&self.config, envelope, now_unix_nanos, &self.crypto)?;
+        Ok(Verdict {
+            config_seq: self.config.sequence,
+            is_config_update: false,
+        })
+    }
+
     /// The number the next block will get.
     pub fn next_block_number(&self) -> u64 {
         self.builder.next_number()
@@ -101,7 +144,11 @@ impl<C: Crypto> Channel<C> {
     }
 
     /// Deliver access control (see [`filters::authorize_deliver`]).
-    pub fn authorize_deliver(&self, envelope: &[u8], now_unix_nanos: u64) -> Result<u64, Rejection> {
+    pub fn authorize_deliver(
+        &self,
+        envelope: &[u8],
+        now_unix_nanos: u64,
+    ) -> Result<u64, Rejection> {
         filters::authorize_deliver(&self.config, envelope, now_unix_nanos, &self.crypto)
     }
 
@@ -113,7 +160,14 @@ impl<C: Crypto> Channel<C> {
     }
 
     /// [`Channel::order`] taking ownership of the bytes, which the block then shares.
+    ///
+    /// A CONFIG envelope (see `order_config`) is not revalidated: its
+    /// config must be at the current sequence + 1, which one built under an older
+    /// config never is.
     pub fn order_bytes(&mut self, envelope: Bytes, config_seq: u64, now_unix_nanos: u64) -> Cut {
+        if let Some(decoded) = config_envelope(&envelope) {
+            return self.order_config(envelope, decoded);
+        }
         if config_seq < self.config.sequence
             && let Err(rejection) = self.validate(&envelope, now_unix_nanos)
         {
@@ -149,6 +203,45 @@ impl<C: Crypto> Channel<C> {
         Some(self.builder.build(&batch, &self.crypto))
     }
 
+    /// Orders a CONFIG envelope, as Fabric's solo chain and block writer do: whatever
+    /// is pending is cut into a block, then the config envelope goes alone into a
+    /// config block, and its config is in force from the next message on. An envelope
+    /// whose config is not at the current sequence + 1 or is not a valid channel
+    /// config is dropped (Fabric's block writer would panic on it).
+    fn order_config(&mut self, envelope: Bytes, decoded: Envelope) -> Cut {
+        let next = configtx::config_message(&decoded).and_then(|message| {
+            configtx::check_next_sequence(&self.config, &message.config)?;
+            ChannelConfig::from_config(&self.config.channel_id, &message.config, &self.crypto)
+                .map_err(|e| format!("invalid config: {e}"))
+        });
+        let next = match next {
+            Ok(next) => next,
+            Err(e) => return self.dropped(Rejection::bad_request(e)),
+        };
+        let message = match marshal_envelope(envelope) {
+            Ok(m) => m,
+            Err(e) => {
+                return self.dropped(Rejection::bad_request(format!(
+                    "error unmarshalling Envelope: {e}"
+                )));
+            }
+        };
+        let mut blocks = Vec::with_capacity(2);
+        let pending = self.cutter.cut();
+        if !pending.is_empty() {
+            blocks.push(self.builder.build(&pending, &self.crypto));
+        }
+        let mut block = self.builder.build(&[message], &self.crypto);
+        block.is_config = true;
+        blocks.push(block);
+        self.update_config(next);
+        Cut {
+            blocks,
+            pending: false,
+            dropped: None,
+        }
+    }
+
     fn dropped(&self, rejection: Rejection) -> Cut {
         Cut {
             blocks: Vec::new(),
@@ -158,13 +251,26 @@ impl<C: Crypto> Channel<C> {
     }
 }
 
+/// The decoded envelope when `envelope` is of type CONFIG; `None` for every other
+/// message, including undecodable ones.
+fn config_envelope(envelope: &Bytes) -> Option<Envelope> {
+    let env = Envelope::decode(envelope.clone()).ok()?;
+    let payload = Payload::decode(env.payload.clone()).ok()?;
+    let chdr = ChannelHeader::decode(payload.header?.channel_header).ok()?;
+    (chdr.r#type == HeaderType::Config as i32).then_some(env)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::blockheader::{header_der, header_hash};
     use crate::config::testkit::{self, block_envelopes, envelope_time_nanos, read};
+    use crate::configtx::testkit::{
+        CONFIG_BLOCK_1, ORDERER_ADMIN_UPDATE, block_config, config_envelope_of,
+        fabric_config_envelope,
+    };
     use crate::crypto::NativeCrypto;
-    use fabric_protos::common::{Block, HeaderType, Status};
+    use fabric_protos::common::{Block, ConfigEnvelope, HeaderType, Status};
 
     const GENESIS: &str = "blocks/mychannel-etcdraft-genesis.block";
 
@@ -522,6 +628,230 @@ mod tests {
         );
         assert_eq!(
             channel.validate(&other, t).unwrap_err().status,
+            Status::BadRequest
+        );
+    }
+
+    fn data_of(built: &BuiltBlock) -> Vec<Bytes> {
+        decode_block(&built.encoded).data.unwrap().data
+    }
+
+    /// The real update, end to end: 3 messages pending, the orderer-admin-signed
+    /// CONFIG_UPDATE proposed, wrapped in a CONFIG envelope signed by orderer0 and
+    /// ordered: a block with the 3 messages, then the config block alone; then the new
+    /// MaxMessageCount 10 cuts 25 messages into 10, 10 and 5 left for the 1 s timer,
+    /// as the real orderer did.
+    #[test]
+    fn config_update_end_to_end_like_fabric() {
+        let update = read(ORDERER_ADMIN_UPDATE);
+        let t = envelope_time_nanos(&update);
+        let mut channel = genesis_channel();
+        assert_eq!(channel.config_sequence(), 0);
+        let verdict = channel.validate(&update, t).unwrap();
+        assert_eq!(
+            verdict,
+            Verdict {
+                config_seq: 0,
+                is_config_update: true
+            }
+        );
+        for i in 0..3 {
+            let cut = channel.order(&message(32, t + i), 0, t);
+            assert!(cut.blocks.is_empty() && cut.pending);
+        }
+
+        let proposed = channel.propose_config_update(&update, t).unwrap();
+        let decoded = ConfigEnvelope::decode(proposed.as_slice()).unwrap();
+        assert_eq!(
+            decoded.config.clone().unwrap(),
+            block_config(CONFIG_BLOCK_1)
+        );
+        // Field 2 (last_update) holds the received bytes verbatim.
+        let mut tail = Vec::new();
+        prost::encoding::bytes::encode(2, &Bytes::from(update.clone()), &mut tail);
+        assert!(proposed.ends_with(&tail));
+        // The real orderer put the same ConfigEnvelope in block 1.
+        assert_eq!(config_envelope_of(&fabric_config_envelope()), decoded);
+
+        let config_env =
+            testkit::orderer0().envelope("mychannel", HeaderType::Config as i32, t, &proposed);
+        assert_eq!(
+            channel.validate_config(&config_env, t).unwrap(),
+            Verdict {
+                config_seq: 0,
+                is_config_update: false
+            }
+        );
+        // A CONFIG envelope is never accepted from Broadcast directly.
+        assert_eq!(
+            channel.validate(&config_env, t).unwrap_err().status,
+            Status::BadRequest
+        );
+
+        let cut = channel.order(&config_env, 0, t);
+        assert_eq!(cut.dropped, None);
+        assert!(!cut.pending);
+        assert_eq!(cut.blocks.len(), 2);
+        assert_eq!(cut.blocks[0].number, 1);
+        assert!(!cut.blocks[0].is_config);
+        assert_eq!(data_of(&cut.blocks[0]).len(), 3);
+        assert_eq!(cut.blocks[1].number, 2);
+        assert!(cut.blocks[1].is_config);
+        assert_eq!(
+            data_of(&cut.blocks[1]),
+            vec![Bytes::from(config_env.clone())]
+        );
+        assert_eq!(
+            header_of(&cut.blocks[1]).previous_hash.as_ref(),
+            &header_hash(&header_of(&cut.blocks[0]), &NativeCrypto)
+        );
+
+        // The new config is in force.
+        assert_eq!(channel.config_sequence(), 1);
+        assert_eq!(channel.config().batch_size.max_message_count, 10);
+        assert_eq!(channel.batch_timeout_ms(), 1000);
+        let mut sizes = Vec::new();
+        for i in 0..25 {
+            let env = message(32, t + 100 + i);
+            let verdict = channel.validate(&env, t).unwrap();
+            assert_eq!(verdict.config_seq, 1);
+            let cut = channel.order(&env, verdict.config_seq, t);
+            assert!(cut.blocks.iter().all(|b| !b.is_config));
+            sizes.extend(cut.blocks.iter().map(|b| data_of(b).len()));
+            assert_eq!(cut.pending, (i + 1) % 10 != 0);
+        }
+        assert_eq!(sizes, vec![10, 10]);
+        let last = channel.cut().unwrap();
+        assert_eq!(data_of(&last).len(), 5);
+        assert_eq!((last.number, last.is_config), (5, false));
+
+        // The same CONFIG again: its sequence is stale now; dropped, nothing cut.
+        channel.order(&message(32, t), 1, t);
+        let cut = channel.order(&config_env, 1, t);
+        assert_eq!(
+            cut.dropped,
+            Some(Rejection::bad_request(
+                "config currently at sequence 1, cannot validate config at sequence 1"
+            ))
+        );
+        assert!(cut.blocks.is_empty() && cut.pending);
+        assert_eq!(channel.config_sequence(), 1);
+        assert_eq!(channel.next_block_number(), 6);
+    }
+
+    /// Fabric's own CONFIG envelope on the genesis block gives Fabric's block 1 (same
+    /// data hash and header hash), and then Fabric's block 2.
+    #[test]
+    fn fabric_config_envelope_gives_fabric_blocks_1_and_2() {
+        let config_env = fabric_config_envelope();
+        let t = envelope_time_nanos(&config_env);
+        let mut channel = genesis_channel();
+        assert_eq!(
+            channel.validate_config(&config_env, t).unwrap().config_seq,
+            0
+        );
+        let cut = channel.order(&config_env, 0, t);
+        assert_eq!(cut.dropped, None);
+        assert_eq!(cut.blocks.len(), 1);
+        let block = &cut.blocks[0];
+        assert!(block.is_config);
+        let fixture = decode_block(&read(CONFIG_BLOCK_1));
+        let ours = decode_block(&block.encoded);
+        assert_eq!(ours.header, fixture.header);
+        assert_eq!(ours.data, fixture.data);
+        let header = ours.header.unwrap();
+        assert_eq!(
+            hex::encode(&header.data_hash),
+            "bdf7a2fd7341636d4e01a1fed6f38736a224b4269bd9f51432ee50cb46400cf6"
+        );
+        assert_eq!(
+            hex::encode(header_hash(&header, &NativeCrypto)),
+            "8d7eadf9e6102fbf825510f9d936c391075d04a97849704fb1a6550646dc0e12"
+        );
+        assert_eq!(channel.config_sequence(), 1);
+
+        let envelopes = block_envelopes("updates/normal-block-2.block");
+        let mut blocks = Vec::new();
+        for env in &envelopes {
+            let t = envelope_time_nanos(env);
+            let verdict = channel.validate(env, t).unwrap();
+            blocks.extend(channel.order(env, verdict.config_seq, t).blocks);
+        }
+        assert_eq!(blocks.len(), 1);
+        assert!(!blocks[0].is_config);
+        let ours = decode_block(&blocks[0].encoded);
+        assert_eq!(
+            hex::encode(header_hash(&ours.header.clone().unwrap(), &NativeCrypto)),
+            "fa104b87815729d10201ed716f54532953e4fb61af70e61c9314058a0a09dbff"
+        );
+        let fixture = decode_block(&read("updates/normal-block-2.block"));
+        assert_eq!(ours.header, fixture.header);
+        assert_eq!(ours.data, fixture.data);
+    }
+
+    /// A CONFIG envelope whose config is not the next sequence, or not a valid config,
+    /// is dropped without cutting what is pending.
+    #[test]
+    fn bad_config_envelopes_are_dropped() {
+        let t = now();
+        let mut channel = genesis_channel();
+        channel.order(&message(10, t), 0, t);
+        let orderer0 = testkit::orderer0();
+        let fabric = config_envelope_of(&fabric_config_envelope());
+        let config_env = |sequence: u64, max_message_count: u32| {
+            let mut ce = fabric.clone();
+            let config = ce.config.as_mut().unwrap();
+            config.sequence = sequence;
+            let value = config
+                .channel_group
+                .as_mut()
+                .unwrap()
+                .groups
+                .get_mut("Orderer")
+                .unwrap()
+                .values
+                .get_mut("BatchSize")
+                .unwrap();
+            let mut bs = fabric_protos::orderer::BatchSize::decode(value.value.as_ref()).unwrap();
+            bs.max_message_count = max_message_count;
+            value.value = bs.encode_to_vec().into();
+            orderer0.envelope(
+                "mychannel",
+                HeaderType::Config as i32,
+                t,
+                &ce.encode_to_vec(),
+            )
+        };
+        for (env, text) in [
+            (
+                config_env(2, 10),
+                "config currently at sequence 0, cannot validate config at sequence 2",
+            ),
+            (
+                config_env(0, 10),
+                "config currently at sequence 0, cannot validate config at sequence 0",
+            ),
+            (
+                config_env(1, 0),
+                "invalid config: Attempted to set the batch size max message count to an invalid value: 0",
+            ),
+        ] {
+            let cut = channel.order(&env, 0, t);
+            assert_eq!(cut.dropped, Some(Rejection::bad_request(text)));
+            assert!(cut.blocks.is_empty() && cut.pending);
+        }
+        assert_eq!(channel.config_sequence(), 0);
+        assert_eq!(channel.next_block_number(), 1);
+        // A valid next config (not produced by its last update: the host's
+        // validate_config refuses that; ordering trusts what it is given).
+        let cut = channel.order(&config_env(1, 7), 0, t);
+        assert_eq!(cut.blocks.len(), 2);
+        assert_eq!(channel.config().batch_size.max_message_count, 7);
+        assert_eq!(
+            channel
+                .validate_config(&config_env(2, 7), t)
+                .unwrap_err()
+                .status,
             Status::BadRequest
         );
     }

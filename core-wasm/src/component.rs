@@ -51,11 +51,19 @@ fn rejection(r: Rejection) -> wit::Rejection {
     }
 }
 
+fn verdict(v: crate::filters::Verdict) -> wit::Verdict {
+    wit::Verdict {
+        config_seq: v.config_seq,
+        is_config_update: v.is_config_update,
+    }
+}
+
 fn built_block(b: BuiltBlock) -> wit::BuiltBlock {
     wit::BuiltBlock {
         number: b.number,
         header_der: b.header_der,
         encoded: b.encoded,
+        is_config: b.is_config,
     }
 }
 
@@ -81,11 +89,35 @@ impl wit::GuestChannel for ChannelResource {
         self.0
             .borrow()
             .validate(&envelope, now_unix_nanos)
-            .map(|v| wit::Verdict {
-                config_seq: v.config_seq,
-                is_config_update: v.is_config_update,
-            })
+            .map(verdict)
             .map_err(rejection)
+    }
+
+    fn propose_config_update(
+        &self,
+        envelope: Vec<u8>,
+        now_unix_nanos: u64,
+    ) -> Result<Vec<u8>, wit::Rejection> {
+        self.0
+            .borrow()
+            .propose_config_update(&envelope, now_unix_nanos)
+            .map_err(rejection)
+    }
+
+    fn validate_config(
+        &self,
+        envelope: Vec<u8>,
+        now_unix_nanos: u64,
+    ) -> Result<wit::Verdict, wit::Rejection> {
+        self.0
+            .borrow()
+            .validate_config(&envelope, now_unix_nanos)
+            .map(verdict)
+            .map_err(rejection)
+    }
+
+    fn config_sequence(&self) -> u64 {
+        self.0.borrow().config_sequence()
     }
 
     fn authorize_deliver(

@@ -17,6 +17,7 @@ use prost::Message;
 
 use crate::crypto::Crypto;
 use crate::msp::MspManager;
+use crate::policies::PolicyManager;
 
 const ORDERER_GROUP: &str = "Orderer";
 const APPLICATION_GROUP: &str = "Application";
@@ -70,6 +71,10 @@ pub struct ChannelConfig {
     pub orderer_org_ids: Vec<String>,
     /// MSP ids of the orgs of the Application group, sorted by org name.
     pub application_org_ids: Vec<String>,
+    /// Every policy of the config, by absolute path.
+    pub policies: PolicyManager,
+    /// The decoded `common.Config` this was parsed from.
+    pub config: Config,
 }
 
 impl ChannelConfig {
@@ -179,6 +184,8 @@ impl ChannelConfig {
             None => Vec::new(),
         };
         let msps = MspManager::new(&msp_configs, crypto)?;
+        let policies = PolicyManager::from_channel_group(channel)
+            .map_err(|e| format!("initializing policymanager failed: {e}"))?;
 
         Ok(ChannelConfig {
             channel_id: channel_id.to_string(),
@@ -192,6 +199,8 @@ impl ChannelConfig {
             msps,
             orderer_org_ids,
             application_org_ids,
+            policies,
+            config: config.clone(),
         })
     }
 

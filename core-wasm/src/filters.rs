@@ -6,12 +6,11 @@
 //! classified by header type, then the standard channel filters run, the first
 //! failure deciding: empty, max bytes, expiration, signature (`/Channel/Writers`).
 //!
-//! Policies are not evaluated from the config yet: `/Channel/Writers` and
-//! `/Channel/Readers` are taken as configtxgen's defaults (ImplicitMeta ANY over the
-//! Orderer and Application groups, ANY over their orgs, each org's policy being a
-//! `member` signature). So "satisfied" means: the creator is a valid identity of an
-//! MSP of the channel (of an orderer org in maintenance mode) and its signature over
-//! the payload verifies, low-S.
+//! The signature filter evaluates the channel's own policies (see
+//! [`crate::policies`]): `/Channel/Writers` for Broadcast and `/Channel/Readers` for
+//! Deliver, `/Channel/Orderer/Writers` and `/Channel/Orderer/Readers` in maintenance
+//! mode (Fabric's `SigFilter`). The signed data is the envelope's payload, its
+//! signature and the creator of its signature header.
 
 use fabric_protos::common::{
     ChannelHeader, Envelope, HeaderType, Payload, SignatureHeader, Status,
@@ -20,7 +19,8 @@ use prost::Message;
 
 use crate::config::ChannelConfig;
 use crate::crypto::Crypto;
-use crate::msp::{self, Creator};
+use crate::msp;
+use crate::policies::SignedData;
 use crate::rejection::Rejection;
 
 /// An accepted Broadcast message.
@@ -28,7 +28,8 @@ use crate::rejection::Rejection;
 pub struct Verdict {
     /// The config sequence it was validated under (revalidate if it changed).
     pub config_seq: u64,
-    /// A CONFIG_UPDATE (always false for now: config updates are refused).
+    /// A CONFIG_UPDATE that passed the filters: the host proposes it next
+    /// (`Channel::propose_config_update`).
     pub is_config_update: bool,
 }
 
@@ -47,16 +48,15 @@ pub const ERR_CANNOT_PROCESS_DIRECTLY: &str =
 /// system channel (channel participation).
 pub const ERR_NO_SYSTEM_CHANNEL: &str =
     "channel creation request not allowed because the orderer system channel is not defined";
-/// Ours, until config updates are implemented.
-pub const ERR_CONFIG_UPDATE_UNSUPPORTED: &str =
-    "config updates are not supported by this orderer yet";
 
-/// `common/policies/implicitmeta.go` for an ANY policy with no satisfied sub-policy.
-fn implicit_meta_any_failed(sub_policy: &str) -> String {
-    format!(
-        "implicit policy evaluation failed - 0 sub-policies were satisfied, but this policy requires 1 of the '{sub_policy}' sub-policies to be satisfied"
-    )
-}
+/// `policies.ChannelWriters`.
+pub const CHANNEL_WRITERS: &str = "/Channel/Writers";
+/// `policies.ChannelOrdererWriters`: the Broadcast policy in maintenance mode.
+pub const CHANNEL_ORDERER_WRITERS: &str = "/Channel/Orderer/Writers";
+/// `policies.ChannelReaders`.
+pub const CHANNEL_READERS: &str = "/Channel/Readers";
+/// `policies.ChannelOrdererReaders`: the Deliver policy in maintenance mode.
+pub const CHANNEL_ORDERER_READERS: &str = "/Channel/Orderer/Readers";
 
 /// An envelope taken apart once: the envelope, its payload and channel header.
 pub struct ParsedEnvelope {
@@ -103,26 +103,38 @@ fn creator(payload: &Payload) -> Result<bytes::Bytes, String> {
         .map_err(|e| format!("GetSignatureHeaderFromBytes failed, err {e}"))
 }
 
-/// Whether the signed data satisfies the channel's Writers/Readers policy, as
-/// described in the module docs. The creator's validation may come from the config's
-/// identity cache; the signature is always verified.
-fn satisfies_member_policy(
+/// Fabric's `SigFilter.Apply` once the signed data is extracted: the envelope must
+/// satisfy `policy` (`maintenance_policy` in maintenance mode), else FORBIDDEN
+/// "<policy error>: permission denied". A policy missing from the config is
+/// BAD_REQUEST "could not find policy ...", as in Fabric.
+fn sig_filter(
     config: &ChannelConfig,
-    creator: &Result<Creator, String>,
-    payload: &[u8],
-    signature: &[u8],
+    policy: &str,
+    maintenance_policy: &str,
+    envelope: &Envelope,
+    creator: &[u8],
+    now_unix_nanos: u64,
     crypto: &dyn Crypto,
-) -> Result<(), String> {
-    let creator = creator.as_ref().map_err(Clone::clone)?;
-    let msp_id = creator.msp_id();
-    if config.consensus.maintenance && !config.orderer_org_ids.iter().any(|id| id == msp_id) {
-        return Err(format!("MSP {msp_id} is not an orderer org"));
+) -> Result<(), Rejection> {
+    let name = if config.consensus.maintenance {
+        maintenance_policy
+    } else {
+        policy
+    };
+    if !config.policies.contains(name) {
+        return Err(Rejection::bad_request(format!(
+            "could not find policy {name}"
+        )));
     }
-    let identity = config.msps.validate_creator(creator, crypto)?;
-    if !identity.verify(payload, signature, crypto) {
-        return Err("The signature is invalid".into());
-    }
-    Ok(())
+    let signed = [SignedData {
+        data: &envelope.payload,
+        identity: creator,
+        signature: &envelope.signature,
+    }];
+    config
+        .policies
+        .evaluate(name, &signed, &config.msps, now_unix_nanos, crypto)
+        .map_err(|e| Rejection::forbidden(format!("{e}: {ERR_PERMISSION_DENIED}")))
 }
 
 /// Broadcast processing of one envelope for a standard channel; see the module docs.
@@ -153,7 +165,10 @@ pub fn validate(
                 ),
             )
         })?;
-        return Err(Rejection::bad_request(ERR_CONFIG_UPDATE_UNSUPPORTED));
+        return Ok(Verdict {
+            config_seq: config.sequence,
+            is_config_update: true,
+        });
     }
     // StandardChannel.ProcessNormalMsg.
     if config.consensus_type_migration() && config.consensus.maintenance {
@@ -205,20 +220,24 @@ fn apply_filters(
         return Err(Rejection::bad_request(ERR_IDENTITY_EXPIRED));
     }
     // SigFilter: /Channel/Writers (in maintenance mode /Channel/Orderer/Writers).
-    satisfies_member_policy(config, &identity, &env.payload, &env.signature, crypto).map_err(|_| {
-        Rejection::forbidden(format!(
-            "{}: {ERR_PERMISSION_DENIED}",
-            implicit_meta_any_failed("Writers")
-        ))
-    })
+    sig_filter(
+        config,
+        CHANNEL_WRITERS,
+        CHANNEL_ORDERER_WRITERS,
+        env,
+        &creator,
+        now_unix_nanos,
+        crypto,
+    )
 }
 
-/// Deliver access control: the DELIVER_SEEK_INFO envelope must be signed (low-S,
-/// verifying) by a valid, unexpired identity of an MSP of the channel
-/// (`/Channel/Readers`; `/Channel/Orderer/Readers` in maintenance mode), else
-/// FORBIDDEN. A malformed envelope or signature header is BAD_REQUEST, as in Fabric.
-/// The timestamp window and the SeekInfo are the host's job. Returns the creator
-/// certificate's NotAfter (unix nanos): the session ends FORBIDDEN once it passes.
+/// Deliver access control (Fabric's `SessionAccessControl`): the creator must not
+/// have expired, and the DELIVER_SEEK_INFO envelope must satisfy `/Channel/Readers`
+/// (`/Channel/Orderer/Readers` in maintenance mode), else FORBIDDEN. A malformed
+/// envelope or signature header is BAD_REQUEST, as in Fabric. The timestamp window
+/// and the SeekInfo are the host's job. Returns the creator certificate's NotAfter
+/// (unix nanos): the session ends FORBIDDEN once it passes (`u64::MAX` when the
+/// creator is not a certificate, Fabric's zero expiry time: no session expiry).
 pub fn authorize_deliver(
     config: &ChannelConfig,
     envelope: &[u8],
@@ -239,17 +258,16 @@ pub fn authorize_deliver(
             go_duration_string(ago)
         )));
     }
-    let env = &parsed.envelope;
-    satisfies_member_policy(config, &identity, &env.payload, &env.signature, crypto).map_err(
-        |_| {
-            Rejection::forbidden(format!(
-                "{}: {ERR_PERMISSION_DENIED}",
-                implicit_meta_any_failed("Readers")
-            ))
-        },
+    sig_filter(
+        config,
+        CHANNEL_READERS,
+        CHANNEL_ORDERER_READERS,
+        &parsed.envelope,
+        &creator,
+        now_unix_nanos,
+        crypto,
     )?;
-    // Satisfied implies the creator parsed; its expiry bounds the session.
-    Ok(identity.map_or(0, |id| id.not_after_unix_nanos()))
+    Ok(identity.map_or(u64::MAX, |id| id.not_after_unix_nanos()))
 }
 
 /// Go's `time.Duration.String()` for a non-negative duration (e.g. "1h2m3.5s").
@@ -648,15 +666,16 @@ mod tests {
     }
 
     #[test]
-    fn config_updates_are_refused_for_now() {
+    fn config_updates_pass_the_filters_first() {
         let config = etcdraft_config();
         let env = read("updates/update-batchsize-signed-by-orderer-admin.env");
         let now = envelope_time_nanos(&env);
         assert_eq!(
             validate(&config, &env, now, C),
-            Err(Rejection::bad_request(
-                "config updates are not supported by this orderer yet"
-            ))
+            Ok(Verdict {
+                config_seq: 0,
+                is_config_update: true
+            })
         );
         // The filters run first, as in Fabric.
         let mut e = decode(&env);
@@ -784,6 +803,66 @@ mod tests {
         assert_eq!(
             authorize_deliver(&config, &[], now, C).unwrap_err().status,
             Status::BadRequest
+        );
+    }
+
+    /// The fixture config with `/Channel/<name>` replaced (or removed with `None`).
+    fn with_channel_policy(
+        name: &str,
+        policy: Option<fabric_protos::common::ConfigPolicy>,
+    ) -> ChannelConfig {
+        let mut config = etcdraft_config().config;
+        let policies = &mut config.channel_group.as_mut().unwrap().policies;
+        match policy {
+            Some(p) => policies.insert(name.into(), p),
+            None => policies.remove(name),
+        };
+        ChannelConfig::from_config("mychannel", &config, C).unwrap()
+    }
+
+    #[test]
+    fn the_channel_policies_are_evaluated() {
+        let (_, now) = first();
+        let seek = HeaderType::DeliverSeekInfo as i32;
+        // /Channel/Writers and /Channel/Readers as the orderer org's Admins (a
+        // signature policy: OR('OrdererMSP.admin')).
+        let admins =
+            etcdraft_config().config.channel_group.unwrap().groups["Orderer"].groups["OrdererOrg"]
+                .policies["Admins"]
+                .clone();
+        let config = with_channel_policy("Writers", Some(admins.clone()));
+        let not_admin = "signature set did not satisfy policy: permission denied";
+        let env = user1().envelope("mychannel", ENDORSER, now, b"x");
+        assert_eq!(
+            validate(&config, &env, now, C),
+            Err(Rejection::forbidden(not_admin))
+        );
+        let env = orderer_admin().envelope("mychannel", ENDORSER, now, b"x");
+        assert!(validate(&config, &env, now, C).is_ok());
+        let config = with_channel_policy("Readers", Some(admins));
+        let env = user1().envelope("mychannel", seek, now, b"");
+        assert_eq!(
+            authorize_deliver(&config, &env, now, C),
+            Err(Rejection::forbidden(not_admin))
+        );
+        let env = orderer_admin().envelope("mychannel", seek, now, b"");
+        assert!(authorize_deliver(&config, &env, now, C).is_ok());
+        // A policy missing from the config: Fabric's "could not find policy".
+        let config = with_channel_policy("Writers", None);
+        let env = user1().envelope("mychannel", ENDORSER, now, b"x");
+        assert_eq!(
+            validate(&config, &env, now, C),
+            Err(Rejection::bad_request(
+                "could not find policy /Channel/Writers"
+            ))
+        );
+        let config = with_channel_policy("Readers", None);
+        let env = user1().envelope("mychannel", seek, now, b"");
+        assert_eq!(
+            authorize_deliver(&config, &env, now, C),
+            Err(Rejection::bad_request(
+                "could not find policy /Channel/Readers"
+            ))
         );
     }
 

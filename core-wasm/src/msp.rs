@@ -68,6 +68,12 @@ pub struct Identity {
     pub not_after_unix_nanos: u64,
     /// The OU values of the certificate's subject, in order.
     pub organizational_units: Vec<String>,
+    /// The certificate, DER (Fabric compares identities by it).
+    pub cert_der: Vec<u8>,
+    /// Fabric's certifiers identifier of the identity's chain: SHA-256 over the DER of
+    /// the chain from the issuing CA up to the root (the `CertifiersIdentifier` of
+    /// its OUs).
+    pub certifiers_identifier: Vec<u8>,
 }
 
 impl Identity {
@@ -365,6 +371,11 @@ impl ParsedCert {
     }
 
     /// SEC1 public key, when the certificate holds an EC P-256 key.
+    /// The serial number (DER INTEGER content).
+    pub fn serial_number(&self) -> &[u8] {
+        &self.serial
+    }
+
     pub fn public_key(&self) -> Option<&[u8]> {
         self.public_key.as_deref()
     }
@@ -444,8 +455,30 @@ impl ParsedIdentity {
 /// value and the certifiers identifier (SHA-256 of the issuing chain), empty = any.
 #[derive(Clone, Debug)]
 struct OuIdentifier {
+    role: NodeRole,
     ou: String,
     certifiers: Vec<u8>,
+}
+
+/// A NodeOU role (Fabric's `clientOU`, `peerOU`, `adminOU`, `ordererOU`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeRole {
+    Client,
+    Peer,
+    Admin,
+    Orderer,
+}
+
+impl NodeRole {
+    /// The `MSPRole.MSPRoleType` name, as Fabric prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeRole::Client => "CLIENT",
+            NodeRole::Peer => "PEER",
+            NodeRole::Admin => "ADMIN",
+            NodeRole::Orderer => "ORDERER",
+        }
+    }
 }
 
 /// A parsed revocation list.
@@ -494,15 +527,18 @@ impl Crl {
 
 /// One X.509 MSP of a channel.
 #[derive(Clone, Debug)]
-struct Msp {
+pub(crate) struct Msp {
     name: String,
     roots: Vec<ParsedCert>,
     intermediates: Vec<ParsedCert>,
     crls: Vec<Crl>,
     /// `OrganizationalUnitIdentifiers`: OU value -> accepted certifiers identifiers.
     ou_identifiers: BTreeMap<String, Vec<Vec<u8>>>,
-    /// NodeOU roles (client, peer, admin, orderer) when NodeOUs are enforced.
+    /// NodeOU roles (client, peer, admin, orderer) when NodeOUs are enforced
+    /// (Fabric's `ouEnforcement`).
     node_ous: Option<Vec<OuIdentifier>>,
+    /// The certificates (DER) of the `admins` of the MSP config.
+    admins: Vec<Vec<u8>>,
 }
 
 /// An MSP this orderer cannot evaluate (idemix): its identities are refused.
@@ -622,6 +658,22 @@ impl Creator {
         }
     }
 
+    /// The certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        match &self.0 {
+            CreatorState::Validated(identity) => &identity.cert_der,
+            CreatorState::Parsed { parsed, .. } => &parsed.cert.raw,
+        }
+    }
+
+    /// The SEC1 P-256 public key, `None` when the certificate has another key type.
+    pub fn public_key(&self) -> Option<&[u8]> {
+        match &self.0 {
+            CreatorState::Validated(identity) => Some(&identity.public_key),
+            CreatorState::Parsed { parsed, .. } => parsed.cert.public_key(),
+        }
+    }
+
     /// The certificate's NotAfter, in unix nanos.
     pub fn not_after_unix_nanos(&self) -> u64 {
         match &self.0 {
@@ -665,6 +717,7 @@ impl Msp {
             crls,
             ou_identifiers: BTreeMap::new(),
             node_ous: None,
+            admins: Vec::new(),
         };
         for ou in &config.organizational_unit_identifiers {
             let certifiers = msp.certifiers_identifier(&ou.certificate, crypto)?;
@@ -678,14 +731,14 @@ impl Msp {
         }
         if let Some(node_ous) = &config.fabric_node_ous {
             let mut roles = Vec::new();
-            for role in [
-                &node_ous.client_ou_identifier,
-                &node_ous.peer_ou_identifier,
-                &node_ous.admin_ou_identifier,
-                &node_ous.orderer_ou_identifier,
+            for (role_kind, role) in [
+                (NodeRole::Client, &node_ous.client_ou_identifier),
+                (NodeRole::Peer, &node_ous.peer_ou_identifier),
+                (NodeRole::Admin, &node_ous.admin_ou_identifier),
+                (NodeRole::Orderer, &node_ous.orderer_ou_identifier),
             ]
             .into_iter()
-            .flatten()
+            .filter_map(|(kind, role)| role.as_ref().map(|r| (kind, r)))
             {
                 let certifiers = if role.certificate.is_empty() {
                     Vec::new()
@@ -693,6 +746,7 @@ impl Msp {
                     msp.certifiers_identifier(&role.certificate, crypto)?
                 };
                 roles.push(OuIdentifier {
+                    role: role_kind,
                     ou: role.organizational_unit_identifier.clone(),
                     certifiers,
                 });
@@ -701,7 +755,89 @@ impl Msp {
                 msp.node_ous = Some(roles);
             }
         }
+        msp.setup_admins(config, crypto)?;
         Ok(msp)
+    }
+
+    /// Fabric's `setupAdminsV142` and `postSetupV142`: the admin certificates must
+    /// parse; without an admin OU there must be some; they must be valid members
+    /// (without NodeOUs) or carry the client or admin OU (with NodeOUs).
+    fn setup_admins(
+        &mut self,
+        config: &FabricMspConfig,
+        crypto: &dyn Crypto,
+    ) -> Result<(), String> {
+        let name = &self.name;
+        let admins = config
+            .admins
+            .iter()
+            .map(|pem| {
+                ParsedCert::from_pem(pem)
+                    .map_err(|e| format!("MSP {name}: could not parse admin certificate: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if admins.is_empty() && self.node_ou(NodeRole::Admin).is_none() {
+            return Err(format!(
+                "MSP {name}: administrators must be declared when no admin ou classification is set"
+            ));
+        }
+        for (i, admin) in admins.iter().enumerate() {
+            if self.node_ous.is_none() {
+                self.validate(admin, crypto)
+                    .map_err(|e| format!("MSP {name}: admin {i} is invalid: {e}"))?;
+            } else {
+                let client = self.has_ou_role(&admin.organizational_units, NodeRole::Client);
+                let adm = self.has_ou_role(&admin.organizational_units, NodeRole::Admin);
+                if let (Err(e1), Err(e2)) = (client, adm) {
+                    return Err(format!("MSP {name}: admin {i} is invalid [{e1},{e2}]"));
+                }
+            }
+        }
+        self.admins = admins.into_iter().map(|a| a.raw).collect();
+        Ok(())
+    }
+
+    /// The NodeOU of `role`, when NodeOUs are enforced and the role is defined.
+    fn node_ou(&self, role: NodeRole) -> Option<&OuIdentifier> {
+        self.node_ous.as_ref()?.iter().find(|r| r.role == role)
+    }
+
+    /// Fabric's `hasOURole`: whether one of `ous` is the OU of the NodeOU `role` (the
+    /// certifiers are checked by validation, not here).
+    pub(crate) fn has_ou_role(&self, ous: &[String], role: NodeRole) -> Result<(), String> {
+        if self.node_ous.is_none() {
+            return Err("NodeOUs not activated. Cannot tell apart identities.".into());
+        }
+        let Some(node_ou) = self.node_ou(role) else {
+            return Err(format!(
+                "cannot test for classification, node ou for type [{}], not defined, msp: [{}]",
+                role.name(),
+                self.name
+            ));
+        };
+        if ous.contains(&node_ou.ou) {
+            return Ok(());
+        }
+        Err(format!(
+            "The identity does not contain OU [{}], MSP: [{}]",
+            role.name(),
+            self.name
+        ))
+    }
+
+    /// Fabric's `isInAdmins`: the certificate is one of the config's `admins`.
+    pub(crate) fn is_in_admins(&self, cert_der: &[u8]) -> bool {
+        self.admins.iter().any(|a| a == cert_der)
+    }
+
+    /// Whether NodeOUs are enforced (Fabric's `ouEnforcement`).
+    pub(crate) fn ou_enforcement(&self) -> bool {
+        self.node_ous.is_some()
+    }
+
+    /// The MSP id.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
     }
 
     /// Fabric's `getCertifiersIdentifier`: the CA certificate must be one of this MSP's
@@ -799,7 +935,7 @@ impl Msp {
 
     /// Fabric's `validateIdentity`: chain, revocation, OUs. Returns the certifiers
     /// identifier of the identity's chain.
-    fn validate(&self, cert: &ParsedCert, crypto: &dyn Crypto) -> Result<(), String> {
+    fn validate(&self, cert: &ParsedCert, crypto: &dyn Crypto) -> Result<Vec<u8>, String> {
         if cert.is_ca {
             return Err("could not obtain certification chain: An X509 certificate with Basic Constraint: Certificate Authority equals true cannot be used as an identity".into());
         }
@@ -816,7 +952,8 @@ impl Msp {
             .map_err(|e| format!("could not validate identity against certification chain: {e}"))?;
         let certifiers = chain_identifier(&chain, crypto);
         self.validate_ous(cert, &certifiers)
-            .map_err(|e| format!("could not validate identity's OUs: {e}"))
+            .map_err(|e| format!("could not validate identity's OUs: {e}"))?;
+        Ok(certifiers)
     }
 
     /// Fabric's `validateCertAgainstChain`: the signer must have a subject key
@@ -977,6 +1114,15 @@ impl MspManager {
         self.msps.contains_key(msp_id)
     }
 
+    /// The X.509 MSP of this id (`None`: undefined, or of a type this orderer does not
+    /// support).
+    pub(crate) fn x509_msp(&self, msp_id: &str) -> Option<&Msp> {
+        match self.msps.get(msp_id) {
+            Some(MspEntry::X509(msp)) => Some(msp),
+            _ => None,
+        }
+    }
+
     /// Deserialize a `msp.SerializedIdentity` and validate it against the MSP it
     /// names: the MSP checks of [`MspManager::validate_parsed`] (cached), plus the
     /// certificate being within its validity period at `now_unix_nanos`.
@@ -1055,19 +1201,21 @@ impl MspManager {
                     .into(),
             );
         };
-        msp.validate(&parsed.cert, crypto)?;
+        let certifiers_identifier = msp.validate(&parsed.cert, crypto)?;
         Ok(Identity {
             msp_id: parsed.msp_id.clone(),
             public_key: public_key.to_vec(),
             not_before_unix_nanos: parsed.cert.not_before_unix_nanos,
             not_after_unix_nanos: parsed.cert.not_after_unix_nanos,
             organizational_units: parsed.cert.organizational_units.clone(),
+            cert_der: parsed.cert.raw.clone(),
+            certifiers_identifier,
         })
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::testkit::*;
     use crate::crypto::NativeCrypto;
@@ -1282,7 +1430,11 @@ mod tests {
     }
 
     /// A CRL by `issuer_pem`'s subject, signed by `key`, revoking `serials`.
-    fn crl(issuer_pem: &[u8], key: &p256::ecdsa::SigningKey, serials: &[Vec<u8>]) -> Vec<u8> {
+    pub(crate) fn crl(
+        issuer_pem: &[u8],
+        key: &p256::ecdsa::SigningKey,
+        serials: &[Vec<u8>],
+    ) -> Vec<u8> {
         let issuer = ParsedCert::from_pem(issuer_pem).unwrap();
         let alg = tlv(
             0x30,
@@ -1467,6 +1619,7 @@ mod tests {
             config: FabricMspConfig {
                 name: name.into(),
                 root_certs: vec![org1_ca_pem().into()],
+                admins: vec![admin1().cert_pem.into()],
                 ..Default::default()
             }
             .encode_to_vec()
@@ -1478,6 +1631,7 @@ mod tests {
         b.config = FabricMspConfig {
             name: "A".into(),
             root_certs: vec![org1_ca_pem().into(), org1_ca_pem().into()],
+            admins: vec![admin1().cert_pem.into()],
             ..Default::default()
         }
         .encode_to_vec()

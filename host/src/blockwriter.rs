@@ -44,6 +44,11 @@ impl BlockWriter {
         }
     }
 
+    /// From this block on, LAST_CONFIG points at config block `number`.
+    pub fn set_last_config(&mut self, number: u64) {
+        self.last_config = number;
+    }
+
     /// Appends signed metadata to a block the core built; returns the complete block.
     pub fn finish(&self, block: &CoreBlock) -> Bytes {
         let value = OrdererBlockMetadata {
@@ -120,6 +125,18 @@ impl BlockWriter {
     }
 }
 
+/// The LAST_CONFIG index a block carries (0 when absent, as in a genesis block).
+pub fn last_config(block: &fabric_protos::common::Block) -> u64 {
+    let slot = fabric_protos::common::BlockMetadataIndex::LastConfig as usize;
+    block
+        .metadata
+        .as_ref()
+        .and_then(|m| m.metadata.get(slot))
+        .and_then(|raw| Metadata::decode(raw.clone()).ok())
+        .and_then(|m| LastConfig::decode(m.value).ok())
+        .map_or(0, |lc| lc.index)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +164,7 @@ mod tests {
         let header = fabric_block.header.clone().unwrap();
         let core_block = CoreBlock {
             number: header.number,
+            is_config: false,
             header_der: header_der(&header),
             encoded: Block {
                 metadata: None,

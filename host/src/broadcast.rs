@@ -3,7 +3,9 @@
 //! means validated and handed to consensus, not yet committed.
 
 use crate::chain::{Ordered, now_unix_nanos};
-use crate::registrar::Registrar;
+use crate::component::CoreChannel;
+use crate::registrar::{ChainSupport, Registrar};
+use bytes::Bytes;
 use fabric_protos::common::{ChannelHeader, Envelope, HeaderType, Payload, Status};
 use fabric_protos::orderer::BroadcastResponse;
 use ordering_core::Rejection;
@@ -66,27 +68,57 @@ async fn process(registrar: &Registrar, envelope: Envelope) -> Result<(), Reject
 
     let raw = bytes::Bytes::from(envelope.encode_to_vec());
     let now = now_unix_nanos();
-    let verdict =
-        tokio::task::block_in_place(|| support.validators.with(|core| core.validate(&raw, now)))
-            .map_err(|e| {
-            Rejection::new(
-                Status::ServiceUnavailable,
-                format!("ordering core unavailable: {e:#}"),
-            )
-        })??;
-    if verdict.is_config_update {
-        return Err(Rejection::bad_request(
-            "config updates are not supported by this orderer yet",
-        ));
-    }
-    support
-        .chain
-        .order(Ordered {
+    let verdict = in_core(&support, |c| c.validate(&raw, now))?;
+    let ordered = if verdict.is_config_update {
+        config_message(&support, &chdr.channel_id, raw, verdict.config_seq, now)?
+    } else {
+        Ordered {
             envelope: raw,
             config_seq: verdict.config_seq,
-        })
+            update: None,
+        }
+    };
+    support
+        .chain
+        .order(ordered)
         .await
         .map_err(|e| Rejection::new(Status::ServiceUnavailable, e))
+}
+
+/// Fabric's ProcessConfigUpdateMsg: the core checks the update against the config
+/// and policies and returns the new config; the orderer signs the CONFIG envelope
+/// carrying it, which passes the filters again before it is ordered.
+fn config_message(
+    support: &ChainSupport,
+    channel_id: &str,
+    update: Bytes,
+    config_seq: u64,
+    now: u64,
+) -> Result<Ordered, Rejection> {
+    let config = in_core(support, |c| c.propose_config_update(&update, now))?;
+    let envelope = support
+        .signer
+        .orderer_envelope(HeaderType::Config, channel_id, config.into())
+        .encode_to_vec();
+    in_core(support, |c| c.validate_config(&envelope, now))?;
+    Ok(Ordered {
+        envelope: envelope.into(),
+        config_seq,
+        update: Some(update),
+    })
+}
+
+/// Runs a call on one of the channel's validator instances of the core.
+fn in_core<R>(
+    support: &ChainSupport,
+    f: impl FnOnce(&mut CoreChannel) -> Result<R, Rejection>,
+) -> Result<R, Rejection> {
+    tokio::task::block_in_place(|| support.validators.with(f)).map_err(|e| {
+        Rejection::new(
+            Status::ServiceUnavailable,
+            format!("ordering core unavailable: {e:#}"),
+        )
+    })?
 }
 
 /// The channel header, with Fabric's texts for what is missing (protoutil.ChannelHeader).

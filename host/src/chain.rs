@@ -4,9 +4,13 @@
 
 use crate::blockwriter::BlockWriter;
 use crate::component::{CoreBlock, CoreChannel};
+use crate::identity::Signer;
 use crate::ledger::Ledger;
+use crate::registrar::ValidatorPool;
 use anyhow::Result;
 use bytes::Bytes;
+use fabric_protos::common::HeaderType;
+use prost::Message;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -19,7 +23,11 @@ const QUEUE_DEPTH: usize = 1024;
 /// A message validated by Broadcast, on its way to the cutter.
 pub struct Ordered {
     pub envelope: Bytes,
+    /// The config sequence it was validated under.
     pub config_seq: u64,
+    /// For a CONFIG envelope: the CONFIG_UPDATE it was made from, proposed again
+    /// if another config got in first.
+    pub update: Option<Bytes>,
 }
 
 /// The sending end of a chain: Broadcast hands messages to consensus through it.
@@ -48,20 +56,21 @@ impl ChainHandle {
     }
 }
 
-pub fn start(
-    channel_id: String,
-    core: CoreChannel,
-    ledger: Arc<Ledger>,
-    writer: BlockWriter,
-) -> ChainHandle {
+/// One channel's solo consenter.
+pub struct Solo {
+    pub channel_id: String,
+    pub core: CoreChannel,
+    pub ledger: Arc<Ledger>,
+    pub writer: BlockWriter,
+    /// Told about every new config, so Broadcast validates under it.
+    pub validators: Arc<ValidatorPool>,
+    pub signer: Arc<Signer>,
+}
+
+pub fn start(chain: Solo) -> ChainHandle {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     tokio::spawn(async move {
-        let chain = Solo {
-            channel_id: channel_id.clone(),
-            core,
-            ledger,
-            writer,
-        };
+        let channel_id = chain.channel_id.clone();
         if let Err(e) = chain.run(rx).await {
             tracing::error!(channel = %channel_id, "chain halted: {e:#}");
         }
@@ -69,31 +78,25 @@ pub fn start(
     ChainHandle { tx }
 }
 
-struct Solo {
-    channel_id: String,
-    core: CoreChannel,
-    ledger: Arc<Ledger>,
-    writer: BlockWriter,
-}
-
 impl Solo {
     async fn run(mut self, mut rx: mpsc::Receiver<Ordered>) -> Result<()> {
-        let timeout = Duration::from_millis(self.core.batch_timeout_ms()?);
+        let mut timeout = Duration::from_millis(self.core.batch_timeout_ms()?);
         let mut timer: Option<Instant> = None;
         loop {
             tokio::select! {
                 msg = rx.recv() => {
                     let Some(msg) = msg else { return Ok(()) };
-                    let cut = tokio::task::block_in_place(|| -> Result<_> {
-                        let cut = self.core.order(&msg.envelope, msg.config_seq, now_unix_nanos())?;
-                        for block in &cut.blocks {
-                            self.write(block)?;
-                        }
-                        Ok(cut)
-                    })?;
+                    let is_config = msg.update.is_some();
+                    let pending = tokio::task::block_in_place(|| self.order(msg))?;
+                    if is_config {
+                        // A config block ends the batch; the new timeout applies next.
+                        timeout = Duration::from_millis(self.core.batch_timeout_ms()?);
+                        timer = None;
+                        continue;
+                    }
                     // As Fabric's solo: a running timer keeps its deadline while
                     // messages stay pending, and stops once nothing is pending.
-                    timer = match (timer, cut.pending) {
+                    timer = match (timer, pending) {
                         (Some(_), false) => None,
                         (None, true) => Some(Instant::now() + timeout),
                         (t, _) => t,
@@ -112,10 +115,60 @@ impl Solo {
         }
     }
 
-    fn write(&self, block: &CoreBlock) -> Result<()> {
+    /// Orders one message and writes what it cut; returns whether messages are pending.
+    fn order(&mut self, msg: Ordered) -> Result<bool> {
+        let envelope = match &msg.update {
+            Some(update) if msg.config_seq < self.core.config_sequence()? => {
+                match self.repropose(update) {
+                    Some(envelope) => envelope,
+                    None => return Ok(false),
+                }
+            }
+            _ => msg.envelope,
+        };
+        let cut = self
+            .core
+            .order(&envelope, msg.config_seq, now_unix_nanos())?;
+        for block in &cut.blocks {
+            self.write(block)?;
+        }
+        Ok(cut.pending)
+    }
+
+    /// A config update validated under an older config: propose it again against
+    /// the config in force, as Fabric's solo chain does; None drops it.
+    fn repropose(&mut self, update: &[u8]) -> Option<Bytes> {
+        let now = now_unix_nanos();
+        let config = self
+            .core
+            .propose_config_update(update, now)
+            .inspect_err(|r| tracing::warn!(channel = %self.channel_id, "discarding bad config message: {r}"))
+            .ok()?;
+        let envelope = self
+            .signer
+            .orderer_envelope(HeaderType::Config, &self.channel_id, config.into())
+            .encode_to_vec();
+        self.core
+            .validate_config(&envelope, now)
+            .inspect_err(|r| tracing::warn!(channel = %self.channel_id, "discarding bad config message: {r}"))
+            .ok()?;
+        Some(envelope.into())
+    }
+
+    fn write(&mut self, block: &CoreBlock) -> Result<()> {
+        if block.is_config {
+            self.writer.set_last_config(block.number);
+        }
         let complete = self.writer.finish(block);
+        if block.is_config {
+            // As Fabric's WriteConfigBlock: the new config is in force before the
+            // block is visible, so no Deliver client reads it under the old one.
+            // (The core applied it while cutting this block.)
+            self.validators
+                .reconfigure(complete.clone(), self.core.config_sequence()?);
+        }
         self.ledger.append(complete)?;
-        tracing::debug!(channel = %self.channel_id, number = block.number, "wrote block");
+        tracing::debug!(channel = %self.channel_id, number = block.number, config = block.is_config, "wrote block");
         Ok(())
     }
 }

@@ -183,6 +183,41 @@ impl CoreChannel {
         )
     }
 
+    /// Ok: the encoded ConfigEnvelope the update leads to, for the orderer to sign.
+    pub fn propose_config_update(
+        &mut self,
+        envelope: &[u8],
+        now_unix_nanos: u64,
+    ) -> Result<Vec<u8>, Rejection> {
+        let api = self.bindings.fabric_orderer_core().channel();
+        match api.call_propose_config_update(
+            &mut self.store,
+            self.channel,
+            envelope,
+            now_unix_nanos,
+        ) {
+            Ok(answer) => answer.map_err(to_rejection),
+            Err(trap) => Err(self.fault(trap)),
+        }
+    }
+
+    pub fn validate_config(
+        &mut self,
+        envelope: &[u8],
+        now_unix_nanos: u64,
+    ) -> Result<Verdict, Rejection> {
+        let api = self.bindings.fabric_orderer_core().channel();
+        match api.call_validate_config(&mut self.store, self.channel, envelope, now_unix_nanos) {
+            Ok(answer) => answer.map_err(to_rejection),
+            Err(trap) => Err(self.fault(trap)),
+        }
+    }
+
+    pub fn config_sequence(&mut self) -> Result<u64> {
+        let api = self.bindings.fabric_orderer_core().channel();
+        Ok(api.call_config_sequence(&mut self.store, self.channel)?)
+    }
+
     pub fn order(&mut self, envelope: &[u8], config_seq: u64, now_unix_nanos: u64) -> Result<Cut> {
         let api = self.bindings.fabric_orderer_core().channel();
         Ok(api.call_order(

@@ -68,27 +68,74 @@ async fn deliver_blocks(
     if strict && support.chain.is_halted() {
         return Some(Status::ServiceUnavailable);
     }
-    let raw = envelope.encode_to_vec();
-    let access = tokio::task::block_in_place(|| {
-        support
-            .validators
-            .with(|core| core.authorize_deliver(&raw, now))
-    });
-    let expires = match access {
-        Ok(Ok(not_after)) => not_after,
-        Ok(Err(rejection)) => {
-            tracing::warn!(channel = %chdr.channel_id, "deliver client is not authorized: {rejection}");
-            return Some(rejection.status);
-        }
-        Err(e) => {
-            tracing::error!(channel = %chdr.channel_id, "deliver access check failed: {e:#}");
-            return Some(Status::ServiceUnavailable);
-        }
+    let mut session = Session {
+        request: envelope.encode_to_vec(),
+        config_seq: 0,
+        expires: 0,
     };
+    if let Err(status) = session.authorize(&support) {
+        return Some(status);
+    }
     let (Some(start), Some(stop)) = (&seek.start, &seek.stop) else {
         return Some(Status::BadRequest);
     };
-    stream_range(&support, &seek, start, stop, expires, strict, responses).await
+    stream_range(
+        &support,
+        &seek,
+        start,
+        stop,
+        &mut session,
+        strict,
+        responses,
+    )
+    .await
+}
+
+/// Fabric's SessionAccessControl: the request is authorized once, then checked
+/// before every block: the client certificate's expiry, and the Readers policy
+/// again whenever the channel config has changed.
+struct Session {
+    request: Vec<u8>,
+    config_seq: u64,
+    expires: u64,
+}
+
+impl Session {
+    fn authorize(&mut self, support: &ChainSupport) -> Result<(), Status> {
+        let config_seq = support.validators.sequence();
+        let now = now_unix_nanos();
+        let access = tokio::task::block_in_place(|| {
+            support
+                .validators
+                .with(|core| core.authorize_deliver(&self.request, now))
+        });
+        match access {
+            Ok(Ok(not_after)) => {
+                self.expires = not_after;
+                self.config_seq = config_seq;
+                Ok(())
+            }
+            Ok(Err(rejection)) => {
+                tracing::warn!(channel = %support.channel_id, "deliver client is not authorized: {rejection}");
+                Err(rejection.status)
+            }
+            Err(e) => {
+                tracing::error!(channel = %support.channel_id, "deliver access check failed: {e:#}");
+                Err(Status::ServiceUnavailable)
+            }
+        }
+    }
+
+    fn evaluate(&mut self, support: &ChainSupport) -> Result<(), Status> {
+        if support.validators.sequence() != self.config_seq {
+            return self.authorize(support);
+        }
+        if now_unix_nanos() > self.expires {
+            tracing::warn!(channel = %support.channel_id, "deliver client identity expired, ending the stream");
+            return Err(Status::Forbidden);
+        }
+        Ok(())
+    }
 }
 
 /// Payload and channel header of a request, with the 15-minute timestamp window.
@@ -110,7 +157,7 @@ async fn stream_range(
     seek: &SeekInfo,
     start: &SeekPosition,
     stop: &SeekPosition,
-    expires: u64,
+    session: &mut Session,
     strict: bool,
     responses: &Responses,
 ) -> Option<Status> {
@@ -159,10 +206,8 @@ async fn stream_range(
                 return Some(Status::InternalServerError);
             }
         };
-        // Fabric's session access control, re-evaluated before every block.
-        if now_unix_nanos() > expires {
-            tracing::warn!(channel = %support.channel_id, "deliver client identity expired, ending the stream");
-            return Some(Status::Forbidden);
+        if let Err(status) = session.evaluate(support) {
+            return Some(status);
         }
         let block = Block::decode(raw).ok()?;
         let response = DeliverResponse {

@@ -190,20 +190,33 @@ impl Signer {
 
     /// An envelope as Fabric's `protoutil.CreateSignedEnvelope` makes the orderer's
     /// own messages (CONFIG envelopes): no tx id, a whole-second timestamp.
-    pub fn orderer_envelope(&self, header_type: HeaderType, channel_id: &str, data: Bytes) -> Envelope {
+    pub fn orderer_envelope(
+        &self,
+        header_type: HeaderType,
+        channel_id: &str,
+        data: Bytes,
+    ) -> Envelope {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         let channel_header = ChannelHeader {
             r#type: header_type as i32,
-            timestamp: Some(prost_types::Timestamp { seconds: now, nanos: 0 }),
+            timestamp: Some(prost_types::Timestamp {
+                seconds: now,
+                nanos: 0,
+            }),
             channel_id: channel_id.to_string(),
             ..Default::default()
         };
         self.envelope(channel_header, self.new_signature_header(), data)
     }
 
-    fn envelope(&self, channel_header: ChannelHeader, signature_header: SignatureHeader, data: Bytes) -> Envelope {
+    fn envelope(
+        &self,
+        channel_header: ChannelHeader,
+        signature_header: SignatureHeader,
+        data: Bytes,
+    ) -> Envelope {
         let payload = Payload {
             header: Some(Header {
                 channel_header: channel_header.encode_to_vec().into(),

@@ -9,7 +9,7 @@ use crate::identity::Signer;
 use crate::ledger::Ledger;
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
-use fabric_protos::common::{Block, BlockMetadataIndex, LastConfig, Metadata};
+use fabric_protos::common::Block;
 use ordering_core::NativeCrypto;
 use ordering_core::config::ChannelConfig;
 use prost::Message;
@@ -29,7 +29,9 @@ pub struct ChainSupport {
     pub channel_id: String,
     pub ledger: Arc<Ledger>,
     pub chain: ChainHandle,
-    pub validators: ValidatorPool,
+    pub validators: Arc<ValidatorPool>,
+    /// Signs the CONFIG envelopes the orderer makes from config updates.
+    pub signer: Arc<Signer>,
 }
 
 pub enum Joined {
@@ -113,7 +115,7 @@ impl Registrar {
         let tip_bytes = ledger.get(height - 1)?.context("tip block missing")?;
         let tip = Block::decode(tip_bytes).context("decoding the tip block")?;
         let tip_header = tip.header.clone().unwrap_or_default().encode_to_vec();
-        let last_config = last_config_index(&tip);
+        let last_config = crate::blockwriter::last_config(&tip);
         let config_block = ledger
             .get(last_config)?
             .with_context(|| format!("last config block {last_config} missing"))?;
@@ -134,20 +136,28 @@ impl Registrar {
             .core
             .open_channel(&config_block, &tip_header)
             .with_context(|| format!("opening channel {channel_id} in the ordering core"))?;
-        let writer = BlockWriter::new(self.signer.clone(), last_config, consenter);
-        let chain = chain::start(channel_id.to_string(), cutter, ledger.clone(), writer);
-        let validators = ValidatorPool {
+        let validators = Arc::new(ValidatorPool {
             core: self.core.clone(),
-            config_block,
             tip_header: tip_header.into(),
+            config: RwLock::new((config_block, config.sequence)),
             idle: Mutex::default(),
-        };
+        });
+        let writer = BlockWriter::new(self.signer.clone(), last_config, consenter);
+        let chain = chain::start(chain::Solo {
+            channel_id: channel_id.to_string(),
+            core: cutter,
+            ledger: ledger.clone(),
+            writer,
+            validators: validators.clone(),
+            signer: self.signer.clone(),
+        });
         tracing::info!(channel = channel_id, height, consensus = %config.consensus.kind, "serving channel");
         let support = Arc::new(ChainSupport {
             channel_id: channel_id.to_string(),
             ledger,
             chain,
             validators,
+            signer: self.signer.clone(),
         });
         self.chains
             .write()
@@ -178,41 +188,45 @@ fn consenter_metadata(config: &ChannelConfig) -> Result<ConsenterMetadata> {
     }
 }
 
-/// LAST_CONFIG metadata of a block (Fabric writes it in every block).
-fn last_config_index(block: &Block) -> u64 {
-    let slot = BlockMetadataIndex::LastConfig as usize;
-    block
-        .metadata
-        .as_ref()
-        .and_then(|m| m.metadata.get(slot))
-        .and_then(|raw| Metadata::decode(raw.clone()).ok())
-        .and_then(|m| LastConfig::decode(m.value).ok())
-        .map_or(0, |lc| lc.index)
-}
-
 /// Core instances for validation, so Broadcast streams validate in parallel; the
-/// cutter's instance belongs to the chain task alone.
+/// cutter's instance belongs to the chain task alone. A config block replaces the
+/// config: idle instances of the old one are dropped, busy ones finish their call.
 pub struct ValidatorPool {
     core: Arc<CoreComponent>,
-    config_block: Bytes,
     tip_header: Bytes,
-    idle: Mutex<Vec<CoreChannel>>,
+    /// The latest config block and its config sequence.
+    config: RwLock<(Bytes, u64)>,
+    idle: Mutex<Vec<(u64, CoreChannel)>>,
 }
 
 impl ValidatorPool {
-    /// Runs `f` on an idle instance, opening a new one when all are busy.
+    /// Runs `f` on an idle instance of the current config, opening one if needed.
     pub fn with<R>(&self, f: impl FnOnce(&mut CoreChannel) -> R) -> Result<R> {
-        let idle = self.idle.lock().unwrap().pop();
+        let (config_block, sequence) = self.config.read().unwrap().clone();
+        let idle = {
+            let mut idle = self.idle.lock().unwrap();
+            idle.retain(|(seq, _)| *seq == sequence);
+            idle.pop()
+        };
         let mut instance = match idle {
-            Some(instance) => instance,
-            None => self
-                .core
-                .open_channel(&self.config_block, &self.tip_header)?,
+            Some((_, instance)) => instance,
+            None => self.core.open_channel(&config_block, &self.tip_header)?,
         };
         let out = f(&mut instance);
         if !instance.is_faulted() {
-            self.idle.lock().unwrap().push(instance);
+            self.idle.lock().unwrap().push((sequence, instance));
         }
         Ok(out)
+    }
+
+    /// A new config is in force (its block is in the ledger).
+    pub fn reconfigure(&self, config_block: Bytes, sequence: u64) {
+        *self.config.write().unwrap() = (config_block, sequence);
+        self.idle.lock().unwrap().clear();
+    }
+
+    /// The sequence of the config validations run under.
+    pub fn sequence(&self) -> u64 {
+        self.config.read().unwrap().1
     }
 }

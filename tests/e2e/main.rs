@@ -4,6 +4,7 @@ mod common;
 
 mod broadcast;
 mod cli;
+mod config;
 mod deliver;
 mod fixture;
 mod restart;

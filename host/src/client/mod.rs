@@ -10,9 +10,7 @@ use crate::server::MAX_MESSAGE_BYTES;
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use clap::Args;
-use fabric_protos::common::{
-    Block, BlockMetadataIndex, Envelope, HeaderType, LastConfig, Metadata, SignatureHeader, Status,
-};
+use fabric_protos::common::{Block, Envelope, HeaderType, Metadata, SignatureHeader, Status};
 use fabric_protos::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use fabric_protos::orderer::seek_info::SeekBehavior;
 use fabric_protos::orderer::{
@@ -265,7 +263,7 @@ impl DeliverSession {
             .await?
             .map_err(|s| anyhow!("channel {}: status {}", self.channel, status_name(s)))?;
         self.next().await?.ok();
-        self.single(last_config(&tip)).await
+        self.single(crate::blockwriter::last_config(&tip)).await
     }
 
     pub(crate) async fn single(&mut self, number: u64) -> Result<Block> {
@@ -323,16 +321,6 @@ fn status_name(status: i32) -> String {
     Status::try_from(status).map_or(status.to_string(), |s| {
         format!("{} ({status})", s.as_str_name())
     })
-}
-
-pub(crate) fn last_config(block: &Block) -> u64 {
-    block
-        .metadata
-        .as_ref()
-        .and_then(|m| m.metadata.get(BlockMetadataIndex::LastConfig as usize))
-        .and_then(|raw| Metadata::decode(raw.clone()).ok())
-        .and_then(|m| LastConfig::decode(m.value).ok())
-        .map_or(0, |l| l.index)
 }
 
 /// One line about a block and whether everything in it checks out.

@@ -1,0 +1,1664 @@
+//! Fabric's policy machinery (`common/policies`, `common/cauthdsl`, the principal
+//! checks of `msp/mspimpl.go`): the policies of a channel config by absolute path,
+//! and their evaluation over signed data.
+//!
+//! A [`PolicyManager`] compiles every policy of the config tree once, when the config
+//! is parsed: `SIGNATURE` policies (a `SignaturePolicyEnvelope`: n-out-of rules over
+//! MSP principals) and `IMPLICIT_META` policies (ANY / ALL / MAJORITY of the
+//! same-named policy of each subgroup). Other types are refused, as Fabric's
+//! channelconfig registers no provider for them.
+//!
+//! [`PolicyManager::evaluate`] is Fabric's `EvaluateSignedData`. The signature set is
+//! turned into identities once per evaluation (Fabric's `SignatureSetToValidIdentities`,
+//! which Fabric repeats for each signature policy reached): an identity that does not
+//! deserialize (unknown MSP, not a certificate, not a P-256 key) is dropped, one whose
+//! identity (MSP id + certificate) was already seen is dropped, one whose signature does
+//! not verify (low-S enforced) is dropped and does not count as seen. An identity is
+//! validated against its MSP (chain, CRLs, OUs; through the [`MspManager`]'s cache) only
+//! when a principal needs it, at most once per evaluation.
+//!
+//! Like Fabric's MSP, the evaluation does not look at the clock: a certificate past its
+//! NotAfter still satisfies a policy (the chain is checked at NotBefore + 1s, see
+//! [`crate::msp`]); expiry is the job of the Broadcast expiration filter and of
+//! Deliver's session check.
+//!
+//! The principal semantics are those of an MSP of version 1.4.3 (channel capability
+//! V2_0): with NodeOUs, ADMIN is "listed in `admins`, or valid and carrying the admin
+//! OU", ORDERER is "valid and carrying the orderer OU"; without NodeOUs, ADMIN is
+//! "listed in `admins`" and CLIENT / PEER / ORDERER are never satisfied.
+
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use fabric_protos::common::{
+    ConfigGroup, ImplicitMetaPolicy, SignaturePolicy, SignaturePolicyEnvelope,
+    implicit_meta_policy, policy::PolicyType, signature_policy,
+};
+use fabric_protos::msp::{
+    CombinedPrincipal, MspIdentityAnonymity, MspPrincipal, MspRole, OrganizationUnit,
+    SerializedIdentity, msp_identity_anonymity, msp_principal::Classification,
+    msp_role::MspRoleType,
+};
+use prost::Message;
+
+use crate::crypto::Crypto;
+use crate::msp::{self, Creator, Identity, MspManager, NodeRole, ParsedCert};
+
+/// Fabric's `RootGroupKey`: the name of the channel group, root of every path.
+const ROOT: &str = "Channel";
+/// Fabric's `policies.PathSeparator`.
+const SEP: &str = "/";
+
+/// One signature over data, as Fabric's `protoutil.SignedData`.
+#[derive(Clone, Copy, Debug)]
+pub struct SignedData<'a> {
+    pub data: &'a [u8],
+    /// A serialized `msp.SerializedIdentity`.
+    pub identity: &'a [u8],
+    pub signature: &'a [u8],
+}
+
+/// Every policy of a channel config by absolute path (`/Channel/Writers`,
+/// `/Channel/Orderer/Admins`, `/Channel/Application/Org1MSP/Readers`, ...; group
+/// names as in the config tree).
+#[derive(Clone, Debug, Default)]
+pub struct PolicyManager {
+    /// Fabric's `ManagerImpl.Policies` of the root manager: path relative to
+    /// `/Channel` ("Writers", "Orderer/Admins", "Application/Org1/Readers") -> policy.
+    policies: BTreeMap<String, Arc<Policy>>,
+}
+
+/// A compiled policy.
+#[derive(Debug)]
+enum Policy {
+    Signature {
+        rule: Rule,
+        principals: Vec<MspPrincipal>,
+    },
+    ImplicitMeta {
+        sub_policy: String,
+        /// Fabric's threshold (an `isize`, as Go's `int`, for its arithmetic).
+        threshold: isize,
+        /// The sub-policy of each subgroup, by group name; `None` when the subgroup
+        /// has no such policy (Fabric's `rejectPolicy`).
+        subs: Vec<(String, Option<Arc<Policy>>)>,
+    },
+}
+
+/// A compiled `SignaturePolicy`.
+#[derive(Debug)]
+enum Rule {
+    SignedBy(usize),
+    NOutOf { n: i32, rules: Vec<Rule> },
+}
+
+/// Fabric's `rejectPolicy` text for a policy that does not exist.
+fn no_such_policy(id: &str) -> String {
+    format!("no such policy: '{id}'")
+}
+
+/// Fabric's `ManagerImpl.GetPolicy` lookup in the policies of the manager at
+/// `manager_path` (no leading separator, e.g. "Channel/Orderer"): an absolute id must
+/// start with the manager's path; a relative one is looked up as is. `Err` carries the
+/// id Fabric's `rejectPolicy` names.
+fn lookup<'a>(
+    manager_path: &str,
+    policies: &'a BTreeMap<String, Arc<Policy>>,
+    id: &str,
+) -> Result<&'a Arc<Policy>, String> {
+    if id.is_empty() {
+        return Err(String::new());
+    }
+    let relpath = if let Some(rest) = id.strip_prefix(SEP) {
+        let Some(after) = rest.strip_prefix(manager_path) else {
+            return Err(id.to_string());
+        };
+        // Go slices `id[1+len(path)+1:]`: one more character, whatever it is.
+        let mut chars = after.chars();
+        if chars.next().is_none() {
+            return Err(id.to_string());
+        }
+        chars.as_str()
+    } else {
+        id
+    };
+    policies.get(relpath).ok_or_else(|| relpath.to_string())
+}
+
+/// Fabric's `cauthdsl.compile`.
+fn compile_rule(policy: Option<&SignaturePolicy>, principals: usize) -> Result<Rule, String> {
+    let Some(policy) = policy else {
+        return Err("Empty policy element".into());
+    };
+    match &policy.r#type {
+        Some(signature_policy::Type::NOutOf(n_out_of)) => Ok(Rule::NOutOf {
+            n: n_out_of.n,
+            rules: n_out_of
+                .rules
+                .iter()
+                .map(|r| compile_rule(Some(r), principals))
+                .collect::<Result<_, _>>()?,
+        }),
+        Some(signature_policy::Type::SignedBy(index)) => {
+            if *index < 0 || *index as usize >= principals {
+                return Err(format!(
+                    "identity index out of range, requested {index}, but identities length is {principals}"
+                ));
+            }
+            Ok(Rule::SignedBy(*index as usize))
+        }
+        None => Err("Unknown type: <nil>:<nil>".into()),
+    }
+}
+
+/// Fabric's `cauthdsl` provider `NewPolicy`.
+fn compile_signature_policy(value: &[u8]) -> Result<Policy, String> {
+    let envelope = SignaturePolicyEnvelope::decode(value)
+        .map_err(|e| format!("Error unmarshalling to SignaturePolicy: {e}"))?;
+    if envelope.version != 0 {
+        return Err(format!(
+            "This evaluator only understands messages of version 0, but version was {}",
+            envelope.version
+        ));
+    }
+    let rule = compile_rule(envelope.rule.as_ref(), envelope.identities.len())?;
+    Ok(Policy::Signature {
+        rule,
+        principals: envelope.identities,
+    })
+}
+
+/// Fabric's `NewImplicitMetaPolicy`, over the sub-managers of a group.
+fn compile_implicit_meta(
+    value: &[u8],
+    managers: &BTreeMap<String, (String, BTreeMap<String, Arc<Policy>>)>,
+) -> Result<Policy, String> {
+    let definition = ImplicitMetaPolicy::decode(value)
+        .map_err(|e| format!("Error unmarshalling to ImplicitMetaPolicy: {e}"))?;
+    let subs: Vec<(String, Option<Arc<Policy>>)> = managers
+        .iter()
+        .map(|(name, (path, policies))| {
+            let sub = lookup(path, policies, &definition.sub_policy).ok().cloned();
+            (name.clone(), sub)
+        })
+        .collect();
+    let len = subs.len() as isize;
+    let mut threshold = match implicit_meta_policy::Rule::try_from(definition.rule) {
+        Ok(implicit_meta_policy::Rule::Any) => 1,
+        Ok(implicit_meta_policy::Rule::All) => len,
+        Ok(implicit_meta_policy::Rule::Majority) => len / 2 + 1,
+        // Go's switch has no default: the threshold stays 0.
+        Err(_) => 0,
+    };
+    if subs.is_empty() {
+        threshold = 0;
+    }
+    Ok(Policy::ImplicitMeta {
+        sub_policy: definition.sub_policy,
+        threshold,
+        subs,
+    })
+}
+
+/// Fabric's `NewManagerImpl` for the group at `path` ("Channel", "Channel/Orderer",
+/// ...): its own policies plus every descendant's as "group/name".
+fn build(path: &str, group: &ConfigGroup) -> Result<BTreeMap<String, Arc<Policy>>, String> {
+    let mut managers = BTreeMap::new();
+    for (name, sub) in &group.groups {
+        let sub_path = format!("{path}{SEP}{name}");
+        let policies = build(&sub_path, sub)?;
+        managers.insert(name.clone(), (sub_path, policies));
+    }
+    let mut policies = BTreeMap::new();
+    for (name, config_policy) in &group.policies {
+        let Some(policy) = config_policy.policy.as_ref() else {
+            return Err(format!("policy {name} at path {path} was nil"));
+        };
+        let compiled = if policy.r#type == PolicyType::ImplicitMeta as i32 {
+            compile_implicit_meta(&policy.value, &managers).map_err(|e| {
+                format!("implicit policy {name} at path {path} did not compile: {e}")
+            })?
+        } else if policy.r#type == PolicyType::Signature as i32 {
+            compile_signature_policy(&policy.value)
+                .map_err(|e| format!("policy {name} at path {path} did not compile: {e}"))?
+        } else {
+            return Err(format!(
+                "policy {name} at path {path} has unknown policy type: {}",
+                policy.r#type
+            ));
+        };
+        policies.insert(name.clone(), Arc::new(compiled));
+    }
+    for (group_name, (_, sub_policies)) in managers {
+        for (name, policy) in sub_policies {
+            policies.insert(format!("{group_name}{SEP}{name}"), policy);
+        }
+    }
+    Ok(policies)
+}
+
+impl PolicyManager {
+    /// Builds the policies of the config tree rooted at `channel_group` (`/Channel`).
+    /// Errors carry Fabric's `NewManagerImpl` texts.
+    pub fn from_channel_group(channel_group: &ConfigGroup) -> Result<PolicyManager, String> {
+        Ok(PolicyManager {
+            policies: build(ROOT, channel_group)?,
+        })
+    }
+
+    /// Whether the policy at `path` (absolute, or relative to `/Channel`) exists
+    /// (Fabric's `GetPolicy` `ok`).
+    pub fn contains(&self, path: &str) -> bool {
+        lookup(ROOT, &self.policies, path).is_ok()
+    }
+
+    /// The absolute paths of all policies, sorted.
+    pub fn paths(&self) -> Vec<String> {
+        self.policies
+            .keys()
+            .map(|k| format!("{SEP}{ROOT}{SEP}{k}"))
+            .collect()
+    }
+
+    /// Fabric's `EvaluateSignedData` for the policy at `path` (absolute, or relative
+    /// to `/Channel`). `Err` carries Fabric's text: "signature set did not satisfy
+    /// policy", "implicit policy evaluation failed - ...", or "no such policy: '...'"
+    /// for a path that does not exist. `now_unix_nanos` is not used: Fabric's policy
+    /// evaluation does not check expiry (see the module docs).
+    pub fn evaluate(
+        &self,
+        path: &str,
+        signed: &[SignedData],
+        msps: &MspManager,
+        now_unix_nanos: u64,
+        crypto: &dyn Crypto,
+    ) -> Result<(), String> {
+        let _ = now_unix_nanos;
+        let policy = lookup(ROOT, &self.policies, path).map_err(|id| no_such_policy(&id))?;
+        let eval = Evaluation {
+            signed,
+            msps,
+            crypto,
+            identities: OnceCell::new(),
+        };
+        eval.policy(policy)
+    }
+
+    /// Resolves a mod_policy relative to a group path, as Fabric's configtx does
+    /// ("Admins" under /Channel/Orderer -> /Channel/Orderer/Admins; absolute paths
+    /// stay). An empty policy stays empty (Fabric refuses it as "no such policy").
+    pub fn resolve(group_path: &str, policy: &str) -> String {
+        if policy.is_empty() || policy.starts_with(SEP) {
+            policy.to_string()
+        } else {
+            format!("{}{SEP}{policy}", group_path.trim_end_matches(SEP))
+        }
+    }
+}
+
+/// A signer that passed deserialization, de-duplication and signature verification.
+struct SignerIdentity<'m> {
+    creator: Creator,
+    msp: &'m msp::Msp,
+    /// Validation against the MSP, done at most once per evaluation.
+    validated: OnceCell<Result<Arc<Identity>, String>>,
+}
+
+/// One `evaluate` call.
+struct Evaluation<'a, 'm> {
+    signed: &'a [SignedData<'a>],
+    msps: &'m MspManager,
+    crypto: &'a dyn Crypto,
+    identities: OnceCell<Vec<SignerIdentity<'m>>>,
+}
+
+impl<'m> Evaluation<'_, 'm> {
+    fn policy(&self, policy: &Policy) -> Result<(), String> {
+        match policy {
+            Policy::Signature { rule, principals } => {
+                let ids = self.identities();
+                let mut used = vec![false; ids.len()];
+                if self.rule(rule, principals, ids, &mut used) {
+                    Ok(())
+                } else {
+                    Err("signature set did not satisfy policy".into())
+                }
+            }
+            Policy::ImplicitMeta {
+                sub_policy,
+                threshold,
+                subs,
+            } => {
+                let mut remaining = *threshold;
+                for (_, sub) in subs {
+                    let satisfied = sub.as_ref().is_some_and(|p| self.policy(p).is_ok());
+                    if satisfied {
+                        remaining -= 1;
+                        if remaining == 0 {
+                            return Ok(());
+                        }
+                    }
+                }
+                if remaining == 0 {
+                    return Ok(());
+                }
+                Err(format!(
+                    "implicit policy evaluation failed - {} sub-policies were satisfied, but this policy requires {threshold} of the '{sub_policy}' sub-policies to be satisfied",
+                    threshold - remaining
+                ))
+            }
+        }
+    }
+
+    /// Fabric's `SignatureSetToValidIdentities`, computed once.
+    fn identities(&self) -> &[SignerIdentity<'m>] {
+        self.identities.get_or_init(|| {
+            let mut seen: BTreeSet<(&str, Vec<u8>)> = BTreeSet::new();
+            let mut ids = Vec::new();
+            for sd in self.signed {
+                let Ok(creator) = self.msps.creator(sd.identity) else {
+                    continue;
+                };
+                let Some((msp_id, msp)) = self
+                    .msps
+                    .x509_msp(creator.msp_id())
+                    .map(|msp| (msp.name(), msp))
+                else {
+                    continue;
+                };
+                let Some(public_key) = creator.public_key() else {
+                    continue;
+                };
+                let key = (msp_id, creator.cert_der().to_vec());
+                if seen.contains(&key) {
+                    continue;
+                }
+                if !msp::verify_signature(public_key, sd.data, sd.signature, self.crypto) {
+                    continue;
+                }
+                seen.insert(key);
+                ids.push(SignerIdentity {
+                    creator,
+                    msp,
+                    validated: OnceCell::new(),
+                });
+            }
+            ids
+        })
+    }
+
+    /// Fabric's compiled `cauthdsl` evaluator: each identity satisfies at most one
+    /// principal; a failed branch gives back the identities it used.
+    fn rule(
+        &self,
+        rule: &Rule,
+        principals: &[MspPrincipal],
+        ids: &[SignerIdentity<'m>],
+        used: &mut [bool],
+    ) -> bool {
+        match rule {
+            Rule::NOutOf { n, rules } => {
+                let mut verified: i32 = 0;
+                let mut scratch = vec![false; used.len()];
+                for r in rules {
+                    scratch.copy_from_slice(used);
+                    if self.rule(r, principals, ids, &mut scratch) {
+                        verified += 1;
+                        used.copy_from_slice(&scratch);
+                    }
+                }
+                verified >= *n
+            }
+            Rule::SignedBy(index) => {
+                let principal = &principals[*index];
+                for (i, id) in ids.iter().enumerate() {
+                    if used[i] {
+                        continue;
+                    }
+                    if self.satisfies_principal(id, principal).is_ok() {
+                        used[i] = true;
+                        return true;
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// The identity validated against its MSP (cached by the manager across
+    /// evaluations, and here within one).
+    fn validate(&self, id: &SignerIdentity<'m>) -> Result<Arc<Identity>, String> {
+        id.validated
+            .get_or_init(|| self.msps.validate_creator(&id.creator, self.crypto))
+            .clone()
+    }
+
+    /// Fabric's `bccspmsp.SatisfiesPrincipal` (MSP v1.4.3): a combined principal is
+    /// satisfied when all of its principals are.
+    fn satisfies_principal(
+        &self,
+        id: &SignerIdentity<'m>,
+        principal: &MspPrincipal,
+    ) -> Result<(), String> {
+        if principal.principal_classification != Classification::Combined as i32 {
+            return self.satisfies_single(id, principal);
+        }
+        let mut singles = Vec::new();
+        collect_principals(principal, &mut singles)?;
+        for single in &singles {
+            self.satisfies_single(id, single)?;
+        }
+        Ok(())
+    }
+
+    /// Fabric's `satisfiesPrincipalInternalV142` (and the V13 / pre-V13 functions it
+    /// falls back to).
+    fn satisfies_single(
+        &self,
+        id: &SignerIdentity<'m>,
+        principal: &MspPrincipal,
+    ) -> Result<(), String> {
+        let msp = id.msp;
+        let different_msp = |expected: &str| {
+            format!(
+                "the identity is a member of a different MSP (expected {expected}, got {})",
+                id.creator.msp_id()
+            )
+        };
+        let not_valid = |e: String| {
+            format!(
+                "The identity is not valid under this MSP [{}]: {e}",
+                msp.name()
+            )
+        };
+        match Classification::try_from(principal.principal_classification) {
+            Ok(Classification::Role) => {
+                let role = MspRole::decode(principal.principal.as_ref())
+                    .map_err(|e| format!("could not unmarshal MSPRole from principal: {e}"))?;
+                if role.msp_identifier != msp.name() {
+                    return Err(different_msp(&role.msp_identifier));
+                }
+                let kind = MspRoleType::try_from(role.role);
+                if msp.ou_enforcement() {
+                    match kind {
+                        Ok(MspRoleType::Admin) => {
+                            if msp.is_in_admins(id.creator.cert_der()) {
+                                return Ok(());
+                            }
+                            let identity = self.validate(id).map_err(not_valid)?;
+                            return msp
+                                .has_ou_role(&identity.organizational_units, NodeRole::Admin)
+                                .map_err(|e| {
+                                    format!(
+                                        "The identity is not an admin under this MSP [{}]: {e}",
+                                        msp.name()
+                                    )
+                                });
+                        }
+                        Ok(MspRoleType::Orderer) => {
+                            return self.has_role(id, NodeRole::Orderer);
+                        }
+                        _ => {}
+                    }
+                }
+                match kind {
+                    Ok(MspRoleType::Member) => self.validate(id).map(|_| ()),
+                    Ok(MspRoleType::Admin) => {
+                        if msp.is_in_admins(id.creator.cert_der()) {
+                            Ok(())
+                        } else {
+                            Err("This identity is not an admin".into())
+                        }
+                    }
+                    Ok(MspRoleType::Client) => self.has_role(id, NodeRole::Client),
+                    Ok(MspRoleType::Peer) => self.has_role(id, NodeRole::Peer),
+                    _ => Err(format!("invalid MSP role type {}", role.role)),
+                }
+            }
+            Ok(Classification::Combined) => Err(
+                "SatisfiesPrincipalInternal shall not be called with a CombinedPrincipal".into(),
+            ),
+            Ok(Classification::Anonymity) => {
+                let anon =
+                    MspIdentityAnonymity::decode(principal.principal.as_ref()).map_err(|e| {
+                        format!("could not unmarshal MSPIdentityAnonymity from principal: {e}")
+                    })?;
+                match msp_identity_anonymity::MspIdentityAnonymityType::try_from(
+                    anon.anonymity_type,
+                ) {
+                    Ok(msp_identity_anonymity::MspIdentityAnonymityType::Nominal) => Ok(()),
+                    Ok(msp_identity_anonymity::MspIdentityAnonymityType::Anonymous) => Err(
+                        "Principal is anonymous, but X.509 MSP does not support anonymous identities"
+                            .into(),
+                    ),
+                    Err(_) => Err(format!(
+                        "Unknown principal anonymity type: {}",
+                        anon.anonymity_type
+                    )),
+                }
+            }
+            Ok(Classification::Identity) => {
+                let invalid =
+                    |e: String| format!("invalid identity principal, not a certificate: {e}");
+                let sid =
+                    SerializedIdentity::decode(principal.principal.as_ref()).map_err(|e| {
+                        invalid(format!("could not deserialize a SerializedIdentity: {e}"))
+                    })?;
+                if sid.mspid != msp.name() {
+                    return Err(invalid(format!(
+                        "expected MSP ID {}, received {}",
+                        msp.name(),
+                        sid.mspid
+                    )));
+                }
+                let der = msp::pem_decode(&sid.id_bytes)
+                    .ok_or_else(|| invalid("could not decode the PEM structure".into()))?;
+                let cert = ParsedCert::from_der(&der)
+                    .map_err(|e| invalid(format!("parseCertificate failed: {e}")))?;
+                if cert.public_key().is_none() {
+                    return Err(invalid("failed to import certificate's public key".into()));
+                }
+                if cert.raw == id.creator.cert_der() {
+                    // The principal's identity is the signer's certificate: validating
+                    // one validates the other.
+                    return self.validate(id).map(|_| ());
+                }
+                Err("The identities do not match".into())
+            }
+            Ok(Classification::OrganizationUnit) => {
+                let ou = OrganizationUnit::decode(principal.principal.as_ref()).map_err(|e| {
+                    format!("could not unmarshal OrganizationUnit from principal: {e}")
+                })?;
+                if ou.msp_identifier != msp.name() {
+                    return Err(different_msp(&ou.msp_identifier));
+                }
+                let identity = self.validate(id)?;
+                let matches = identity.organizational_units.iter().any(|unit| {
+                    *unit == ou.organizational_unit_identifier
+                        && identity.certifiers_identifier[..] == ou.certifiers_identifier[..]
+                });
+                if matches {
+                    Ok(())
+                } else {
+                    Err("The identities do not match".into())
+                }
+            }
+            Err(_) => Err(format!(
+                "invalid principal type {}",
+                principal.principal_classification
+            )),
+        }
+    }
+
+    /// Fabric's CLIENT / PEER / ORDERER role check: valid, and carrying the role's OU.
+    fn has_role(&self, id: &SignerIdentity<'m>, role: NodeRole) -> Result<(), String> {
+        let msp = id.msp;
+        let identity = self.validate(id).map_err(|e| {
+            format!(
+                "The identity is not valid under this MSP [{}]: {e}",
+                msp.name()
+            )
+        })?;
+        msp.has_ou_role(&identity.organizational_units, role)
+            .map_err(|e| {
+                format!(
+                    "The identity is not a [{}] under this MSP [{}]: {e}",
+                    role.name(),
+                    msp.name()
+                )
+            })
+    }
+}
+
+/// Fabric's `collectPrincipals`: the leaves of (nested) combined principals.
+fn collect_principals(principal: &MspPrincipal, out: &mut Vec<MspPrincipal>) -> Result<(), String> {
+    if principal.principal_classification != Classification::Combined as i32 {
+        out.push(principal.clone());
+        return Ok(());
+    }
+    let combined = CombinedPrincipal::decode(principal.principal.as_ref())
+        .map_err(|e| format!("could not unmarshal CombinedPrincipal from principal: {e}"))?;
+    if combined.principals.is_empty() {
+        return Err("No principals in CombinedPrincipal".into());
+    }
+    for p in &combined.principals {
+        collect_principals(p, out)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testkit::*;
+    use crate::crypto::NativeCrypto;
+    use fabric_protos::common::{ConfigPolicy, Policy as PolicyProto};
+    use fabric_protos::msp::{FabricMspConfig, MspConfig};
+    use signature_policy::{NOutOf, Type};
+
+    const C: &NativeCrypto = &NativeCrypto;
+    const IMPLICIT_ANY_ADMINS_FAILED: &str = "implicit policy evaluation failed - 0 sub-policies were satisfied, but this policy requires 1 of the 'Admins' sub-policies to be satisfied";
+    const NOT_SATISFIED: &str = "signature set did not satisfy policy";
+
+    /// A signature by `signer` over `data` (owned; see [`signed`]).
+    struct Sig {
+        data: Vec<u8>,
+        identity: Vec<u8>,
+        signature: Vec<u8>,
+    }
+
+    fn sig(signer: &Signer, data: &[u8]) -> Sig {
+        Sig {
+            data: data.to_vec(),
+            identity: signer.creator(),
+            signature: sign(&signer.key, data),
+        }
+    }
+
+    fn signed(sigs: &[Sig]) -> Vec<SignedData<'_>> {
+        sigs.iter()
+            .map(|s| SignedData {
+                data: &s.data,
+                identity: &s.identity,
+                signature: &s.signature,
+            })
+            .collect()
+    }
+
+    fn now() -> u64 {
+        envelope_time_nanos(&block_envelopes("blocks/mychannel-etcdraft-block-1.block")[0])
+    }
+
+    fn principal(classification: Classification, bytes: Vec<u8>) -> MspPrincipal {
+        MspPrincipal {
+            principal_classification: classification as i32,
+            principal: bytes.into(),
+        }
+    }
+
+    fn role(msp_id: &str, role: MspRoleType) -> MspPrincipal {
+        principal(
+            Classification::Role,
+            MspRole {
+                msp_identifier: msp_id.into(),
+                role: role as i32,
+            }
+            .encode_to_vec(),
+        )
+    }
+
+    fn member(msp_id: &str) -> MspPrincipal {
+        role(msp_id, MspRoleType::Member)
+    }
+
+    fn signed_by(i: i32) -> SignaturePolicy {
+        SignaturePolicy {
+            r#type: Some(Type::SignedBy(i)),
+        }
+    }
+
+    fn n_out_of(n: i32, rules: Vec<SignaturePolicy>) -> SignaturePolicy {
+        SignaturePolicy {
+            r#type: Some(Type::NOutOf(NOutOf { n, rules })),
+        }
+    }
+
+    fn config_policy(r#type: PolicyType, value: Vec<u8>) -> ConfigPolicy {
+        ConfigPolicy {
+            version: 0,
+            policy: Some(PolicyProto {
+                r#type: r#type as i32,
+                value: value.into(),
+            }),
+            mod_policy: "Admins".into(),
+        }
+    }
+
+    fn signature(rule: SignaturePolicy, principals: Vec<MspPrincipal>) -> ConfigPolicy {
+        config_policy(
+            PolicyType::Signature,
+            SignaturePolicyEnvelope {
+                version: 0,
+                rule: Some(rule),
+                identities: principals,
+            }
+            .encode_to_vec(),
+        )
+    }
+
+    /// `OR(principal)`, as configtxgen writes it.
+    fn signed_by_one(p: MspPrincipal) -> ConfigPolicy {
+        signature(n_out_of(1, vec![signed_by(0)]), vec![p])
+    }
+
+    fn implicit(rule: i32, sub_policy: &str) -> ConfigPolicy {
+        config_policy(
+            PolicyType::ImplicitMeta,
+            ImplicitMetaPolicy {
+                sub_policy: sub_policy.into(),
+                rule,
+            }
+            .encode_to_vec(),
+        )
+    }
+
+    const ANY: i32 = implicit_meta_policy::Rule::Any as i32;
+    const ALL: i32 = implicit_meta_policy::Rule::All as i32;
+    const MAJORITY: i32 = implicit_meta_policy::Rule::Majority as i32;
+
+    fn group(policies: Vec<(&str, ConfigPolicy)>, groups: Vec<(&str, ConfigGroup)>) -> ConfigGroup {
+        ConfigGroup {
+            policies: policies
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            groups: groups
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// A manager whose `/Channel/P` is `policy`.
+    fn single(policy: ConfigPolicy) -> PolicyManager {
+        PolicyManager::from_channel_group(&group(vec![("P", policy)], vec![])).unwrap()
+    }
+
+    fn fixture_msps() -> MspManager {
+        etcdraft_config().msps
+    }
+
+    fn eval(pm: &PolicyManager, msps: &MspManager, path: &str, sigs: &[Sig]) -> Result<(), String> {
+        pm.evaluate(path, &signed(sigs), msps, now(), C)
+    }
+
+    #[test]
+    fn fixture_genesis_policies() {
+        let config = etcdraft_config();
+        let (pm, msps) = (&config.policies, &config.msps);
+        let user = [sig(&user1(), b"data")];
+        assert_eq!(eval(pm, msps, "/Channel/Writers", &user), Ok(()));
+        assert_eq!(eval(pm, msps, "/Channel/Readers", &user), Ok(()));
+        assert_eq!(
+            eval(pm, msps, "/Channel/Application/Org1MSP/Writers", &user),
+            Ok(())
+        );
+        assert_eq!(
+            eval(pm, msps, "/Channel/Orderer/Admins", &user),
+            Err(IMPLICIT_ANY_ADMINS_FAILED.into())
+        );
+        assert_eq!(
+            eval(pm, msps, "/Channel/Orderer/OrdererOrg/Readers", &user),
+            Err(NOT_SATISFIED.into())
+        );
+        let orderer_adm = [sig(&orderer_admin(), b"data")];
+        assert_eq!(
+            eval(pm, msps, "/Channel/Orderer/Admins", &orderer_adm),
+            Ok(())
+        );
+        let org1_adm = [sig(&admin1(), b"data")];
+        assert_eq!(
+            eval(pm, msps, "/Channel/Orderer/Admins", &org1_adm),
+            Err("implicit policy evaluation failed - 0 sub-policies were satisfied, but this policy requires 1 of the 'Admins' sub-policies to be satisfied".into())
+        );
+        assert_eq!(
+            eval(pm, msps, "/Channel/Application/Admins", &org1_adm),
+            Ok(())
+        );
+        assert_eq!(
+            eval(pm, msps, "/Channel/Application/Admins", &user),
+            Err(IMPLICIT_ANY_ADMINS_FAILED.into())
+        );
+        // /Channel/Admins: MAJORITY of Application/Admins and Orderer/Admins, 2 of 2.
+        assert_eq!(
+            eval(pm, msps, "/Channel/Admins", &org1_adm),
+            Err("implicit policy evaluation failed - 1 sub-policies were satisfied, but this policy requires 2 of the 'Admins' sub-policies to be satisfied".into())
+        );
+        let both = [sig(&admin1(), b"data"), sig(&orderer_admin(), b"data")];
+        assert_eq!(eval(pm, msps, "/Channel/Admins", &both), Ok(()));
+        // The orderer node writes and reads; in maintenance mode only the orderer org
+        // does.
+        let node = [sig(&orderer0(), b"data")];
+        assert_eq!(eval(pm, msps, "/Channel/Orderer/Writers", &node), Ok(()));
+        assert_eq!(
+            eval(pm, msps, "/Channel/Orderer/Readers", &user),
+            Err("implicit policy evaluation failed - 0 sub-policies were satisfied, but this policy requires 1 of the 'Readers' sub-policies to be satisfied".into())
+        );
+        // No signature at all.
+        assert_eq!(
+            eval(pm, msps, "/Channel/Writers", &[]),
+            Err("implicit policy evaluation failed - 0 sub-policies were satisfied, but this policy requires 1 of the 'Writers' sub-policies to be satisfied".into())
+        );
+        // A relative path is relative to /Channel, as in Fabric's GetPolicy.
+        assert_eq!(eval(pm, msps, "Orderer/Admins", &orderer_adm), Ok(()));
+        assert!(
+            pm.paths()
+                .contains(&"/Channel/Orderer/OrdererOrg/Admins".to_string())
+        );
+        assert_eq!(pm.paths().len(), 19);
+    }
+
+    #[test]
+    fn unknown_policies() {
+        let config = etcdraft_config();
+        let (pm, msps) = (&config.policies, &config.msps);
+        let orderer_adm = [sig(&orderer_admin(), b"data")];
+        for (path, err) in [
+            ("/Channel/Nope", "no such policy: 'Nope'"),
+            ("/Channel/Orderer/Nope", "no such policy: 'Orderer/Nope'"),
+            ("/Other/Admins", "no such policy: '/Other/Admins'"),
+            ("/Channel", "no such policy: '/Channel'"),
+            ("", "no such policy: ''"),
+            ("Nope", "no such policy: 'Nope'"),
+        ] {
+            assert_eq!(
+                eval(pm, msps, path, &orderer_adm),
+                Err(err.into()),
+                "{path}"
+            );
+            assert!(!pm.contains(path));
+        }
+        assert!(pm.contains("/Channel/Orderer/Admins"));
+        // A sub-policy missing from a subgroup is Fabric's reject policy: counted in
+        // the threshold, never satisfied.
+        let pm = PolicyManager::from_channel_group(&group(
+            vec![("Any", implicit(ANY, "Nope")), ("All", implicit(ALL, "P"))],
+            vec![
+                (
+                    "A",
+                    group(vec![("P", signed_by_one(member("Org1MSP")))], vec![]),
+                ),
+                ("B", group(vec![], vec![])),
+            ],
+        ))
+        .unwrap();
+        let msps = fixture_msps();
+        let user = [sig(&user1(), b"x")];
+        assert_eq!(
+            eval(&pm, &msps, "/Channel/Any", &user),
+            Err("implicit policy evaluation failed - 0 sub-policies were satisfied, but this policy requires 1 of the 'Nope' sub-policies to be satisfied".into())
+        );
+        assert_eq!(
+            eval(&pm, &msps, "/Channel/All", &user),
+            Err("implicit policy evaluation failed - 1 sub-policies were satisfied, but this policy requires 2 of the 'P' sub-policies to be satisfied".into())
+        );
+    }
+
+    #[test]
+    fn resolve_mod_policies() {
+        assert_eq!(
+            PolicyManager::resolve("/Channel/Orderer", "Admins"),
+            "/Channel/Orderer/Admins"
+        );
+        assert_eq!(
+            PolicyManager::resolve("/Channel", "Writers"),
+            "/Channel/Writers"
+        );
+        assert_eq!(
+            PolicyManager::resolve("/Channel/Application/Org1MSP", "/Channel/Orderer/Admins"),
+            "/Channel/Orderer/Admins"
+        );
+        assert_eq!(
+            PolicyManager::resolve("/Channel/Orderer/", "Admins"),
+            "/Channel/Orderer/Admins"
+        );
+        assert_eq!(PolicyManager::resolve("/Channel/Orderer", ""), "");
+    }
+
+    #[test]
+    fn n_out_of_nesting() {
+        let msps = fixture_msps();
+        let principals = vec![
+            role("Org1MSP", MspRoleType::Client),
+            role("Org1MSP", MspRoleType::Peer),
+            role("OrdererMSP", MspRoleType::Orderer),
+            role("OrdererMSP", MspRoleType::Admin),
+        ];
+        // 1 of { 2 of {Org1 client, Org1 peer, Orderer orderer}, Orderer admin }.
+        let pm = single(signature(
+            n_out_of(
+                1,
+                vec![
+                    n_out_of(2, vec![signed_by(0), signed_by(1), signed_by(2)]),
+                    signed_by(3),
+                ],
+            ),
+            principals,
+        ));
+        let ok: &[&[Signer]] = &[
+            &[user1(), peer0()],
+            &[user1(), orderer0()],
+            &[peer0(), orderer0()],
+            &[orderer_admin()],
+            &[admin1(), orderer_admin()],
+            &[user1(), peer0(), orderer0(), orderer_admin()],
+        ];
+        for signers in ok {
+            let sigs: Vec<Sig> = signers.iter().map(|s| sig(s, b"m")).collect();
+            assert_eq!(eval(&pm, &msps, "/Channel/P", &sigs), Ok(()));
+        }
+        let not_ok: &[&[Signer]] = &[
+            &[],
+            &[user1()],
+            &[peer0()],
+            &[admin1(), orderer0()],
+            &[user1(), admin1()],
+        ];
+        for signers in not_ok {
+            let sigs: Vec<Sig> = signers.iter().map(|s| sig(s, b"m")).collect();
+            assert_eq!(
+                eval(&pm, &msps, "/Channel/P", &sigs),
+                Err(NOT_SATISFIED.into())
+            );
+        }
+        // Each signature satisfies one principal only: 2 of {Org1 member, Org1 member}.
+        let pm = single(signature(
+            n_out_of(2, vec![signed_by(0), signed_by(0)]),
+            vec![member("Org1MSP")],
+        ));
+        assert_eq!(
+            eval(&pm, &msps, "/Channel/P", &[sig(&user1(), b"m")]),
+            Err(NOT_SATISFIED.into())
+        );
+        assert_eq!(
+            eval(
+                &pm,
+                &msps,
+                "/Channel/P",
+                &[sig(&user1(), b"m"), sig(&admin1(), b"m")]
+            ),
+            Ok(())
+        );
+        // A failed branch gives its signatures back: 2 of { 2 of {Org1 member,
+        // Orderer admin}, Org1 member }.
+        let pm = single(signature(
+            n_out_of(
+                2,
+                vec![n_out_of(2, vec![signed_by(0), signed_by(1)]), signed_by(0)],
+            ),
+            vec![member("Org1MSP"), role("OrdererMSP", MspRoleType::Admin)],
+        ));
+        assert_eq!(
+            eval(
+                &pm,
+                &msps,
+                "/Channel/P",
+                &[sig(&user1(), b"m"), sig(&admin1(), b"m")]
+            ),
+            Err(NOT_SATISFIED.into())
+        );
+        assert_eq!(
+            eval(
+                &pm,
+                &msps,
+                "/Channel/P",
+                &[
+                    sig(&user1(), b"m"),
+                    sig(&admin1(), b"m"),
+                    sig(&orderer_admin(), b"m")
+                ]
+            ),
+            Ok(())
+        );
+        // Fabric's evaluation is greedy, in signature order: 2 of {Org1 member, Org1
+        // admin} passes with [User1, Admin] but not with [Admin, User1] (the member
+        // principal takes the admin's signature).
+        let pm = single(signature(
+            n_out_of(2, vec![signed_by(0), signed_by(1)]),
+            vec![member("Org1MSP"), role("Org1MSP", MspRoleType::Admin)],
+        ));
+        assert_eq!(
+            eval(
+                &pm,
+                &msps,
+                "/Channel/P",
+                &[sig(&user1(), b"m"), sig(&admin1(), b"m")]
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            eval(
+                &pm,
+                &msps,
+                "/Channel/P",
+                &[sig(&admin1(), b"m"), sig(&user1(), b"m")]
+            ),
+            Err(NOT_SATISFIED.into())
+        );
+        // N <= 0 is always satisfied; 3 of 2 never.
+        let pm = single(signature(
+            n_out_of(0, vec![signed_by(0)]),
+            vec![member("Org1MSP")],
+        ));
+        assert_eq!(eval(&pm, &msps, "/Channel/P", &[]), Ok(()));
+        let pm = single(signature(
+            n_out_of(3, vec![signed_by(0), signed_by(0)]),
+            vec![member("Org1MSP")],
+        ));
+        let all: Vec<Sig> = [user1(), admin1(), peer0()]
+            .iter()
+            .map(|s| sig(s, b"m"))
+            .collect();
+        assert_eq!(
+            eval(&pm, &msps, "/Channel/P", &all),
+            Err(NOT_SATISFIED.into())
+        );
+    }
+
+    /// `/Channel/{Any,All,Majority}` over groups A (Org1 member), B (Orderer member)
+    /// and C (Org1 admin), each with policy P.
+    fn three_groups() -> PolicyManager {
+        PolicyManager::from_channel_group(&group(
+            vec![
+                ("Any", implicit(ANY, "P")),
+                ("All", implicit(ALL, "P")),
+                ("Majority", implicit(MAJORITY, "P")),
+            ],
+            vec![
+                (
+                    "A",
+                    group(vec![("P", signed_by_one(member("Org1MSP")))], vec![]),
+                ),
+                (
+                    "B",
+                    group(vec![("P", signed_by_one(member("OrdererMSP")))], vec![]),
+                ),
+                (
+                    "C",
+                    group(
+                        vec![("P", signed_by_one(role("Org1MSP", MspRoleType::Admin)))],
+                        vec![],
+                    ),
+                ),
+            ],
+        ))
+        .unwrap()
+    }
+
+    fn implicit_failed(satisfied: usize, required: usize) -> Result<(), String> {
+        Err(format!(
+            "implicit policy evaluation failed - {satisfied} sub-policies were satisfied, but this policy requires {required} of the 'P' sub-policies to be satisfied"
+        ))
+    }
+
+    #[test]
+    fn implicit_meta_any_all_majority() {
+        let pm = three_groups();
+        let msps = fixture_msps();
+        let e = |path: &str, signers: &[Signer]| {
+            let sigs: Vec<Sig> = signers.iter().map(|s| sig(s, b"m")).collect();
+            eval(&pm, &msps, path, &sigs)
+        };
+        // Nothing satisfied.
+        assert_eq!(e("/Channel/Any", &[]), implicit_failed(0, 1));
+        assert_eq!(e("/Channel/Majority", &[]), implicit_failed(0, 2));
+        assert_eq!(e("/Channel/All", &[]), implicit_failed(0, 3));
+        // A only.
+        assert_eq!(e("/Channel/Any", &[user1()]), Ok(()));
+        assert_eq!(e("/Channel/Majority", &[user1()]), implicit_failed(1, 2));
+        assert_eq!(e("/Channel/All", &[user1()]), implicit_failed(1, 3));
+        // A and B.
+        assert_eq!(e("/Channel/Majority", &[user1(), orderer0()]), Ok(()));
+        assert_eq!(
+            e("/Channel/All", &[user1(), orderer0()]),
+            implicit_failed(2, 3)
+        );
+        // A, B and C: the same signature may satisfy several sub-policies.
+        assert_eq!(e("/Channel/All", &[admin1(), orderer0()]), Ok(()));
+        assert_eq!(e("/Channel/Majority", &[admin1()]), Ok(()));
+        // Nested ImplicitMeta policies (the fixture's /Channel/Writers is one) and
+        // the sub-group paths.
+        assert_eq!(e("/Channel/C/P", &[user1()]), Err(NOT_SATISFIED.into()));
+        assert_eq!(e("/Channel/C/P", &[admin1()]), Ok(()));
+        // MAJORITY of 4 is 3, of 1 is 1; ALL of 1 is 1.
+        let four = PolicyManager::from_channel_group(&group(
+            vec![("Majority", implicit(MAJORITY, "P"))],
+            ["A", "B", "C", "D"]
+                .into_iter()
+                .map(|g| {
+                    (
+                        g,
+                        group(vec![("P", signed_by_one(member("Org1MSP")))], vec![]),
+                    )
+                })
+                .collect(),
+        ))
+        .unwrap();
+        assert_eq!(
+            eval(&four, &msps, "/Channel/Majority", &[]),
+            implicit_failed(0, 3)
+        );
+        assert_eq!(
+            eval(&four, &msps, "/Channel/Majority", &[sig(&user1(), b"m")]),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn implicit_meta_without_subgroups_is_satisfied() {
+        // Fabric: with no sub-groups the threshold is 0, whatever the rule.
+        let msps = fixture_msps();
+        for rule in [ANY, ALL, MAJORITY] {
+            let pm = single(implicit(rule, "Admins"));
+            assert_eq!(eval(&pm, &msps, "/Channel/P", &[]), Ok(()));
+        }
+        // An unknown rule leaves Fabric's threshold at 0 too: satisfied while no
+        // sub-policy is, then "1 of 0" once one is (Go's arithmetic, kept).
+        let pm = PolicyManager::from_channel_group(&group(
+            vec![("Odd", implicit(7, "P"))],
+            vec![(
+                "A",
+                group(vec![("P", signed_by_one(member("Org1MSP")))], vec![]),
+            )],
+        ))
+        .unwrap();
+        assert_eq!(
+            eval(&pm, &msps, "/Channel/Odd", &[sig(&orderer0(), b"m")]),
+            Ok(())
+        );
+        assert_eq!(
+            eval(&pm, &msps, "/Channel/Odd", &[sig(&user1(), b"m")]),
+            Err("implicit policy evaluation failed - 1 sub-policies were satisfied, but this policy requires 0 of the 'P' sub-policies to be satisfied".into())
+        );
+    }
+
+    /// Which of the fixture identities satisfy `p`.
+    fn who_satisfies(msps: &MspManager, p: MspPrincipal) -> Vec<&'static str> {
+        let pm = single(signed_by_one(p));
+        let mut out = Vec::new();
+        for (name, signer) in [
+            ("user1", user1()),
+            ("admin1", admin1()),
+            ("peer0", peer0()),
+            ("orderer_admin", orderer_admin()),
+            ("orderer0", orderer0()),
+        ] {
+            if eval(&pm, msps, "/Channel/P", &[sig(&signer, b"m")]).is_ok() {
+                out.push(name);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn role_principals_with_node_ous() {
+        let msps = fixture_msps();
+        use MspRoleType::*;
+        let org1 = |r| who_satisfies(&msps, role("Org1MSP", r));
+        assert_eq!(org1(Member), ["user1", "admin1", "peer0"]);
+        assert_eq!(org1(Admin), ["admin1"]);
+        assert_eq!(org1(Client), ["user1"]);
+        assert_eq!(org1(Peer), ["peer0"]);
+        assert!(org1(Orderer).is_empty());
+        let ord = |r| who_satisfies(&msps, role("OrdererMSP", r));
+        assert_eq!(ord(Member), ["orderer_admin", "orderer0"]);
+        assert_eq!(ord(Admin), ["orderer_admin"]);
+        assert_eq!(ord(Orderer), ["orderer0"]);
+        assert!(ord(Client).is_empty());
+        assert!(ord(Peer).is_empty());
+        // Unknown MSP, unknown role number, undecodable principal.
+        assert!(who_satisfies(&msps, member("Org9MSP")).is_empty());
+        assert!(
+            who_satisfies(
+                &msps,
+                principal(
+                    Classification::Role,
+                    MspRole {
+                        msp_identifier: "Org1MSP".into(),
+                        role: 9
+                    }
+                    .encode_to_vec()
+                )
+            )
+            .is_empty()
+        );
+        assert!(who_satisfies(&msps, principal(Classification::Role, vec![0xff])).is_empty());
+        assert!(who_satisfies(&msps, principal(Classification::Combined, vec![0xff])).is_empty());
+        let odd = MspPrincipal {
+            principal_classification: 42,
+            principal: Default::default(),
+        };
+        assert!(who_satisfies(&msps, odd).is_empty());
+    }
+
+    /// The fixture's Org1 MSP config, edited.
+    fn org1_msp(edit: impl FnOnce(&mut FabricMspConfig)) -> MspConfig {
+        let mut config = genesis_application_msp("Org1MSP");
+        let mut fabric = FabricMspConfig::decode(config.config.as_ref()).unwrap();
+        edit(&mut fabric);
+        config.config = fabric.encode_to_vec().into();
+        config
+    }
+
+    #[test]
+    fn role_principals_without_node_ous() {
+        use MspRoleType::*;
+        let msps = MspManager::new(
+            &[org1_msp(|f| {
+                f.fabric_node_ous = None;
+                f.admins = vec![admin1().cert_pem.into()];
+            })],
+            C,
+        )
+        .unwrap();
+        let org1 = |r| who_satisfies(&msps, role("Org1MSP", r));
+        assert_eq!(org1(Member), ["user1", "admin1", "peer0"]);
+        assert_eq!(org1(Admin), ["admin1"], "listed in admins");
+        assert!(org1(Client).is_empty(), "NodeOUs not activated");
+        assert!(org1(Peer).is_empty());
+        assert!(org1(Orderer).is_empty());
+        // NodeOUs present but disabled: the same.
+        let msps = MspManager::new(
+            &[org1_msp(|f| {
+                f.fabric_node_ous.as_mut().unwrap().enable = false;
+                f.admins = vec![user1().cert_pem.into()];
+            })],
+            C,
+        )
+        .unwrap();
+        assert_eq!(who_satisfies(&msps, role("Org1MSP", Admin)), ["user1"]);
+        assert!(who_satisfies(&msps, role("Org1MSP", Client)).is_empty());
+        // Without NodeOUs an MSP must list its admins (Fabric's setupAdminsV142).
+        let err = MspManager::new(&[org1_msp(|f| f.fabric_node_ous = None)], C).unwrap_err();
+        assert_eq!(
+            err,
+            "MSP Org1MSP: administrators must be declared when no admin ou classification is set"
+        );
+        // With NodeOUs, an identity listed in admins is an admin too, whatever its OU
+        // (it must be a client or an admin).
+        let msps =
+            MspManager::new(&[org1_msp(|f| f.admins = vec![user1().cert_pem.into()])], C).unwrap();
+        assert_eq!(
+            who_satisfies(&msps, role("Org1MSP", Admin)),
+            ["user1", "admin1"]
+        );
+        let err = MspManager::new(&[org1_msp(|f| f.admins = vec![peer0().cert_pem.into()])], C)
+            .unwrap_err();
+        assert!(err.starts_with("MSP Org1MSP: admin 0 is invalid [The identity does not contain OU [CLIENT], MSP: [Org1MSP],The identity does not contain OU [ADMIN]"), "{err}");
+    }
+
+    fn org1_ca_certifiers() -> Vec<u8> {
+        C.sha256(&crate::msp::pem_decode(&org1_ca_pem()).unwrap())
+            .to_vec()
+    }
+
+    fn ou(msp_id: &str, ou: &str, certifiers: Vec<u8>) -> MspPrincipal {
+        principal(
+            Classification::OrganizationUnit,
+            OrganizationUnit {
+                msp_identifier: msp_id.into(),
+                organizational_unit_identifier: ou.into(),
+                certifiers_identifier: certifiers.into(),
+            }
+            .encode_to_vec(),
+        )
+    }
+
+    #[test]
+    fn organization_unit_identity_anonymity_and_combined_principals() {
+        let msps = fixture_msps();
+        let cid = org1_ca_certifiers();
+        assert_eq!(
+            who_satisfies(&msps, ou("Org1MSP", "client", cid.clone())),
+            ["user1"]
+        );
+        assert_eq!(
+            who_satisfies(&msps, ou("Org1MSP", "admin", cid.clone())),
+            ["admin1"]
+        );
+        assert_eq!(
+            who_satisfies(&msps, ou("Org1MSP", "peer", cid.clone())),
+            ["peer0"]
+        );
+        // The certifiers identifier must match exactly (empty is no wildcard here).
+        assert!(who_satisfies(&msps, ou("Org1MSP", "client", vec![])).is_empty());
+        assert!(who_satisfies(&msps, ou("Org1MSP", "client", vec![0; 32])).is_empty());
+        assert!(who_satisfies(&msps, ou("OrdererMSP", "client", cid)).is_empty());
+        // IDENTITY: exactly this certificate, under this MSP.
+        let id = |msp_id: &str, s: &Signer| {
+            principal(Classification::Identity, serialized(msp_id, &s.cert_pem))
+        };
+        assert_eq!(who_satisfies(&msps, id("Org1MSP", &user1())), ["user1"]);
+        assert_eq!(
+            who_satisfies(&msps, id("OrdererMSP", &orderer0())),
+            ["orderer0"]
+        );
+        assert!(who_satisfies(&msps, id("OrdererMSP", &user1())).is_empty());
+        assert!(
+            who_satisfies(&msps, principal(Classification::Identity, b"junk".to_vec())).is_empty()
+        );
+        // ANONYMITY: X.509 identities are nominal.
+        let anon = |t: msp_identity_anonymity::MspIdentityAnonymityType| {
+            principal(
+                Classification::Anonymity,
+                MspIdentityAnonymity {
+                    anonymity_type: t as i32,
+                }
+                .encode_to_vec(),
+            )
+        };
+        use msp_identity_anonymity::MspIdentityAnonymityType::*;
+        assert_eq!(who_satisfies(&msps, anon(Nominal)).len(), 5);
+        assert!(who_satisfies(&msps, anon(Anonymous)).is_empty());
+        // COMBINED: all of its (nested) principals.
+        let combined = |ps: Vec<MspPrincipal>| {
+            principal(
+                Classification::Combined,
+                CombinedPrincipal { principals: ps }.encode_to_vec(),
+            )
+        };
+        let client_member = combined(vec![
+            member("Org1MSP"),
+            combined(vec![role("Org1MSP", MspRoleType::Client)]),
+        ]);
+        assert_eq!(who_satisfies(&msps, client_member), ["user1"]);
+        assert!(who_satisfies(&msps, combined(vec![])).is_empty());
+        assert!(
+            who_satisfies(
+                &msps,
+                combined(vec![member("Org1MSP"), member("OrdererMSP")])
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn revoked_and_expired_certificates() {
+        let user = user1();
+        let serial = crate::msp::ParsedIdentity::from_serialized(&user.creator())
+            .unwrap()
+            .cert
+            .serial_number()
+            .to_vec();
+        let crl = crate::msp::tests::crl(&org1_ca_pem(), &org1_ca_key(), &[serial]);
+        let msps = MspManager::new(&[org1_msp(|f| f.revocation_list.push(crl.into()))], C).unwrap();
+        use MspRoleType::*;
+        assert_eq!(who_satisfies(&msps, member("Org1MSP")), ["admin1", "peer0"]);
+        assert!(who_satisfies(&msps, role("Org1MSP", Client)).is_empty());
+        let cid = org1_ca_certifiers();
+        assert!(who_satisfies(&msps, ou("Org1MSP", "client", cid)).is_empty());
+        assert!(
+            who_satisfies(
+                &msps,
+                principal(
+                    Classification::Identity,
+                    serialized("Org1MSP", &user.cert_pem)
+                )
+            )
+            .is_empty()
+        );
+        // Expired: Fabric's MSP checks the chain at the certificate's NotBefore + 1s and
+        // policy evaluation does not look at the clock, so an expired signer still
+        // satisfies a policy (the filters check expiry).
+        let config = etcdraft_config();
+        let not_after = crate::msp::ParsedIdentity::from_serialized(&user.creator())
+            .unwrap()
+            .cert
+            .not_after_unix_nanos;
+        let sigs = [sig(&user, b"m")];
+        let later = not_after + 365 * 24 * 3600 * 1_000_000_000;
+        assert_eq!(
+            config
+                .policies
+                .evaluate("/Channel/Writers", &signed(&sigs), &config.msps, later, C),
+            Ok(())
+        );
+        // A certificate minted with a NotAfter at the end of its first day, used
+        // after that: still valid for its MSP, so it satisfies Org1 member too.
+        let short_lived = mint_cert(
+            &user.cert_pem,
+            &org1_ca_key(),
+            |tbs| {
+                // Validity = SEQUENCE { UTCTime notBefore, UTCTime notAfter }, each
+                // "YYMMDDhhmmssZ".
+                let nb = tbs.windows(2).position(|w| w == [0x17, 0x0d]).unwrap() + 2;
+                let na = nb + 15;
+                assert_eq!(&tbs[na - 2..na], &[0x17, 0x0d]);
+                let day = tbs[nb..nb + 6].to_vec();
+                tbs[na..na + 6].copy_from_slice(&day);
+                tbs[na + 6..na + 12].copy_from_slice(b"235959");
+            },
+            false,
+        );
+        let signer = Signer {
+            msp_id: "Org1MSP".into(),
+            cert_pem: short_lived,
+            key: user1().key,
+        };
+        let cert = crate::msp::ParsedIdentity::from_serialized(&signer.creator())
+            .unwrap()
+            .cert;
+        assert!(cert.not_after_unix_nanos - cert.not_before_unix_nanos < 24 * 3600 * 1_000_000_000);
+        let pm = single(signed_by_one(member("Org1MSP")));
+        let sigs = [sig(&signer, b"m")];
+        let after = cert.not_after_unix_nanos + 1;
+        assert_eq!(
+            pm.evaluate("/Channel/P", &signed(&sigs), &config.msps, after, C),
+            Ok(())
+        );
+        assert!(
+            config
+                .msps
+                .validate_identity(&signer.creator(), after, C)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn duplicated_identities_count_once() {
+        let msps = fixture_msps();
+        let two_members = single(signature(
+            n_out_of(2, vec![signed_by(0), signed_by(0)]),
+            vec![member("Org1MSP")],
+        ));
+        // The same identity twice (different data): counted once.
+        let sigs = [sig(&user1(), b"one"), sig(&user1(), b"two")];
+        assert_eq!(
+            eval(&two_members, &msps, "/Channel/P", &sigs),
+            Err(NOT_SATISFIED.into())
+        );
+        // A duplicate is dropped before its signature is checked.
+        let c = &CountingCrypto::default();
+        let fresh = msps.clone();
+        let _ = two_members.evaluate("/Channel/P", &signed(&sigs), &fresh, now(), c);
+        assert_eq!(c.verifies(), 2, "one signature, one chain");
+        // The same certificate in a re-encoded SerializedIdentity (PEM without the
+        // final newline) is still the same identity.
+        let mut reencoded = sig(&user1(), b"three");
+        let pem = user1().cert_pem;
+        reencoded.identity = serialized("Org1MSP", pem.strip_suffix(b"\n").unwrap());
+        let one_member = single(signed_by_one(member("Org1MSP")));
+        assert_eq!(
+            eval(
+                &one_member,
+                &msps,
+                "/Channel/P",
+                std::slice::from_ref(&reencoded)
+            ),
+            Ok(()),
+            "the re-encoded identity deserializes"
+        );
+        let sigs = [sig(&user1(), b"one"), reencoded];
+        assert_eq!(
+            eval(&two_members, &msps, "/Channel/P", &sigs),
+            Err(NOT_SATISFIED.into())
+        );
+        // Two identities: satisfied.
+        let sigs = [sig(&user1(), b"one"), sig(&peer0(), b"two")];
+        assert_eq!(eval(&two_members, &msps, "/Channel/P", &sigs), Ok(()));
+    }
+
+    #[test]
+    fn bad_signatures_are_not_counted() {
+        let msps = fixture_msps();
+        let pm = single(signed_by_one(member("Org1MSP")));
+        let bad = |mut s: Sig| {
+            s.signature = sign(&admin1().key, &s.data);
+            s
+        };
+        assert_eq!(
+            eval(&pm, &msps, "/Channel/P", &[bad(sig(&user1(), b"m"))]),
+            Err(NOT_SATISFIED.into())
+        );
+        // High-S, garbage and empty signatures.
+        let mut high = sig(&user1(), b"m");
+        high.signature = high_s_twin(&high.signature);
+        let mut junk = sig(&user1(), b"m");
+        junk.signature = b"junk".to_vec();
+        let mut empty = sig(&user1(), b"m");
+        empty.signature.clear();
+        for s in [high, junk, empty] {
+            assert_eq!(
+                eval(&pm, &msps, "/Channel/P", &[s]),
+                Err(NOT_SATISFIED.into())
+            );
+        }
+        // A bad signature does not mark the identity as seen: a good one by the same
+        // identity after it counts.
+        let sigs = [bad(sig(&user1(), b"m")), sig(&user1(), b"m")];
+        assert_eq!(eval(&pm, &msps, "/Channel/P", &sigs), Ok(()));
+        // Identities that do not deserialize are skipped, not fatal.
+        let mut unknown = sig(&user1(), b"m");
+        unknown.identity = serialized("Org9MSP", &user1().cert_pem);
+        let mut junk_id = sig(&user1(), b"m");
+        junk_id.identity = b"\xff\xff".to_vec();
+        let mut not_pem = sig(&user1(), b"m");
+        not_pem.identity = serialized("Org1MSP", b"nope");
+        let sigs = [unknown, junk_id, not_pem, sig(&peer0(), b"m")];
+        assert_eq!(eval(&pm, &msps, "/Channel/P", &sigs), Ok(()));
+        assert_eq!(
+            eval(&pm, &msps, "/Channel/P", &sigs[..3]),
+            Err(NOT_SATISFIED.into())
+        );
+    }
+
+    #[test]
+    fn identities_are_validated_once_per_evaluation_and_cached() {
+        // ALL of three groups whose policy is Org1 member: one signature check and
+        // one chain check, however many principals look at the identity.
+        let pm = PolicyManager::from_channel_group(&group(
+            vec![("All", implicit(ALL, "P"))],
+            ["A", "B", "C"]
+                .into_iter()
+                .map(|g| {
+                    (
+                        g,
+                        group(vec![("P", signed_by_one(member("Org1MSP")))], vec![]),
+                    )
+                })
+                .collect(),
+        ))
+        .unwrap();
+        let msps = fixture_msps();
+        let c = &CountingCrypto::default();
+        let sigs = [sig(&user1(), b"m")];
+        assert_eq!(
+            pm.evaluate("/Channel/All", &signed(&sigs), &msps, now(), c),
+            Ok(())
+        );
+        assert_eq!(c.verifies(), 2);
+        // The MSP manager cached the identity: the signature only.
+        assert_eq!(
+            pm.evaluate("/Channel/All", &signed(&sigs), &msps, now(), c),
+            Ok(())
+        );
+        assert_eq!(c.verifies(), 3);
+        // An invalid identity is validated once per evaluation (and not cached).
+        let revoked_serial = crate::msp::ParsedIdentity::from_serialized(&user1().creator())
+            .unwrap()
+            .cert
+            .serial_number()
+            .to_vec();
+        let crl = crate::msp::tests::crl(&org1_ca_pem(), &org1_ca_key(), &[revoked_serial]);
+        let msps = MspManager::new(&[org1_msp(|f| f.revocation_list.push(crl.into()))], C).unwrap();
+        let c = &CountingCrypto::default();
+        assert!(
+            pm.evaluate("/Channel/All", &signed(&sigs), &msps, now(), c)
+                .is_err()
+        );
+        assert_eq!(c.verifies(), 3, "signature, chain, CRL signature");
+        assert_eq!(msps.cached_identities(), 0);
+    }
+
+    #[test]
+    fn compile_errors() {
+        let build = |p: ConfigPolicy| {
+            PolicyManager::from_channel_group(&group(
+                vec![],
+                vec![("Orderer", group(vec![("Bad", p)], vec![]))],
+            ))
+            .unwrap_err()
+        };
+        assert_eq!(
+            build(ConfigPolicy::default()),
+            "policy Bad at path Channel/Orderer was nil"
+        );
+        assert_eq!(
+            build(config_policy(PolicyType::Msp, vec![])),
+            "policy Bad at path Channel/Orderer has unknown policy type: 2"
+        );
+        assert_eq!(
+            build(config_policy(PolicyType::Unknown, vec![])),
+            "policy Bad at path Channel/Orderer has unknown policy type: 0"
+        );
+        let err = build(config_policy(PolicyType::Signature, vec![0xff]));
+        assert!(
+            err.starts_with("policy Bad at path Channel/Orderer did not compile: Error unmarshalling to SignaturePolicy: "),
+            "{err}"
+        );
+        let err = build(config_policy(PolicyType::ImplicitMeta, vec![0xff]));
+        assert!(
+            err.starts_with("implicit policy Bad at path Channel/Orderer did not compile: Error unmarshalling to ImplicitMetaPolicy: "),
+            "{err}"
+        );
+        assert_eq!(
+            build(config_policy(
+                PolicyType::Signature,
+                SignaturePolicyEnvelope {
+                    version: 1,
+                    rule: Some(signed_by(0)),
+                    identities: vec![member("Org1MSP")],
+                }
+                .encode_to_vec()
+            )),
+            "policy Bad at path Channel/Orderer did not compile: This evaluator only understands messages of version 0, but version was 1"
+        );
+        assert_eq!(
+            build(signature(
+                n_out_of(1, vec![signed_by(1)]),
+                vec![member("Org1MSP")]
+            )),
+            "policy Bad at path Channel/Orderer did not compile: identity index out of range, requested 1, but identities length is 1"
+        );
+        assert_eq!(
+            build(signature(signed_by(-1), vec![member("Org1MSP")])),
+            "policy Bad at path Channel/Orderer did not compile: identity index out of range, requested -1, but identities length is 1"
+        );
+        assert_eq!(
+            build(config_policy(
+                PolicyType::Signature,
+                SignaturePolicyEnvelope::default().encode_to_vec()
+            )),
+            "policy Bad at path Channel/Orderer did not compile: Empty policy element"
+        );
+        assert_eq!(
+            build(signature(SignaturePolicy { r#type: None }, vec![])),
+            "policy Bad at path Channel/Orderer did not compile: Unknown type: <nil>:<nil>"
+        );
+        // A channel config with a broken policy does not parse.
+        let mut config = etcdraft_config().config;
+        config
+            .channel_group
+            .as_mut()
+            .unwrap()
+            .policies
+            .insert("Writers".into(), config_policy(PolicyType::Msp, vec![]));
+        let err = crate::config::ChannelConfig::from_config("mychannel", &config, C).unwrap_err();
+        assert_eq!(
+            err,
+            "initializing policymanager failed: policy Writers at path Channel has unknown policy type: 2"
+        );
+    }
+}
