@@ -102,6 +102,12 @@ pub async fn broadcast(args: BroadcastArgs) -> Result<()> {
         );
         batches[i % streams].push(env);
     }
+    let envelope_bytes = batches
+        .iter()
+        .flatten()
+        .map(|e| e.encoded_len())
+        .sum::<usize>()
+        / args.count.max(1);
     let client = connect(&id.orderer).await?;
     let cpu_before = args.orderer_pid.map(process_cpu_seconds).transpose()?;
     let started = Instant::now();
@@ -139,8 +145,9 @@ pub async fn broadcast(args: BroadcastArgs) -> Result<()> {
     let acks = totals.get("SUCCESS").copied().unwrap_or(0);
     let counts: Vec<String> = totals.iter().map(|(s, n)| format!("{s}={n}")).collect();
     println!(
-        "broadcast {} envelopes ({} B payload data) over {} stream(s) in {:.3} s: {:.0} acks/s; {}",
+        "broadcast {} envelopes ({} B each, {} B of payload data) over {} stream(s) in {:.3} s: {:.0} acks/s; {}",
         args.count,
+        envelope_bytes,
         args.size,
         streams,
         secs,
