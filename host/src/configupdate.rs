@@ -114,13 +114,60 @@ struct MapUpdate<T> {
     members_changed: bool,
 }
 
-fn leaf_update<T: Clone>(
+/// A config value or policy, as compute_update compares and rewrites them.
+trait Leaf: Clone {
+    fn version(&self) -> u64;
+    /// Same content and mod_policy (the version does not count).
+    fn same_as(&self, other: &Self) -> bool;
+    /// The same element at `version`; `full` keeps content and mod_policy.
+    fn at_version(&self, version: u64, full: bool) -> Self;
+}
+
+impl Leaf for ConfigPolicy {
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn same_as(&self, other: &Self) -> bool {
+        self.mod_policy == other.mod_policy && self.policy == other.policy
+    }
+    fn at_version(&self, version: u64, full: bool) -> Self {
+        match full {
+            true => ConfigPolicy {
+                version,
+                ..self.clone()
+            },
+            false => ConfigPolicy {
+                version,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl Leaf for ConfigValue {
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn same_as(&self, other: &Self) -> bool {
+        self.mod_policy == other.mod_policy && self.value == other.value
+    }
+    fn at_version(&self, version: u64, full: bool) -> Self {
+        match full {
+            true => ConfigValue {
+                version,
+                ..self.clone()
+            },
+            false => ConfigValue {
+                version,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+fn leaf_update<T: Leaf>(
     original: &BTreeMap<String, T>,
     updated: &BTreeMap<String, T>,
-    unchanged: impl Fn(&T, &T) -> bool,
-    version_only: impl Fn(&T) -> T,
-    rewrite: impl Fn(&T, u64) -> T,
-    version: impl Fn(&T) -> u64,
 ) -> MapUpdate<T> {
     let mut out = MapUpdate {
         read: BTreeMap::new(),
@@ -131,64 +178,23 @@ fn leaf_update<T: Clone>(
     for (name, old) in original {
         match updated.get(name) {
             None => out.members_changed = true,
-            Some(new) if unchanged(old, new) => {
-                out.same.insert(name.clone(), version_only(old));
+            Some(new) if old.same_as(new) => {
+                out.same
+                    .insert(name.clone(), old.at_version(old.version(), false));
             }
             Some(new) => {
                 out.write
-                    .insert(name.clone(), rewrite(new, version(old) + 1));
+                    .insert(name.clone(), new.at_version(old.version() + 1, true));
             }
         }
     }
     for (name, new) in updated {
         if !original.contains_key(name) {
             out.members_changed = true;
-            out.write.insert(name.clone(), rewrite(new, 0));
+            out.write.insert(name.clone(), new.at_version(0, true));
         }
     }
     out
-}
-
-fn policies_update(
-    o: &BTreeMap<String, ConfigPolicy>,
-    u: &BTreeMap<String, ConfigPolicy>,
-) -> MapUpdate<ConfigPolicy> {
-    leaf_update(
-        o,
-        u,
-        |a, b| a.mod_policy == b.mod_policy && a.policy == b.policy,
-        |a| ConfigPolicy {
-            version: a.version,
-            ..Default::default()
-        },
-        |n, version| ConfigPolicy {
-            version,
-            mod_policy: n.mod_policy.clone(),
-            policy: n.policy.clone(),
-        },
-        |a| a.version,
-    )
-}
-
-fn values_update(
-    o: &BTreeMap<String, ConfigValue>,
-    u: &BTreeMap<String, ConfigValue>,
-) -> MapUpdate<ConfigValue> {
-    leaf_update(
-        o,
-        u,
-        |a, b| a.mod_policy == b.mod_policy && a.value == b.value,
-        |a| ConfigValue {
-            version: a.version,
-            ..Default::default()
-        },
-        |n, version| ConfigValue {
-            version,
-            mod_policy: n.mod_policy.clone(),
-            value: n.value.clone(),
-        },
-        |a| a.version,
-    )
 }
 
 fn groups_update(
@@ -234,8 +240,8 @@ fn groups_update(
 
 /// Returns (read set, write set, changed) for one group, as configtxlator does.
 fn group_update(original: &ConfigGroup, updated: &ConfigGroup) -> (ConfigGroup, ConfigGroup, bool) {
-    let mut policies = policies_update(&original.policies, &updated.policies);
-    let mut values = values_update(&original.values, &updated.values);
+    let mut policies = leaf_update(&original.policies, &updated.policies);
+    let mut values = leaf_update(&original.values, &updated.values);
     let mut groups = groups_update(&original.groups, &updated.groups);
     let members_changed = policies.members_changed
         || values.members_changed
