@@ -91,6 +91,11 @@ impl<T: BatchItem> BlockCutter<T> {
         self.pending_bytes
     }
 
+    /// The pending messages, in order.
+    pub fn pending(&self) -> &[T] {
+        &self.pending
+    }
+
     /// Whether messages are pending.
     pub fn is_pending(&self) -> bool {
         !self.pending.is_empty()

@@ -15,6 +15,7 @@ use crate::blockcutter::{BlockCutter, CutterLimits};
 use crate::config::ChannelConfig;
 use crate::configtx;
 use crate::crypto::Crypto;
+use crate::extension::{NoPolicy, Policy, PolicyContext, Stage};
 use crate::filters::{self, Verdict};
 use crate::rejection::Rejection;
 
@@ -31,28 +32,52 @@ pub struct Cut {
     pub dropped: Option<Rejection>,
 }
 
-/// One channel: crypto, config, the cutter's pending batch and the chain position.
-pub struct Channel<C: Crypto> {
+/// One channel: crypto, config, the cutter's pending batch and the chain position,
+/// and the operator's filter policy (see [`crate::extension`]; none by default).
+pub struct Channel<C: Crypto, P = NoPolicy> {
     crypto: C,
     config: ChannelConfig,
     cutter: BlockCutter<OrderedEnvelope>,
     builder: BlockBuilder,
+    policy: P,
 }
 
-impl<C: Crypto> Channel<C> {
+impl<C: Crypto> Channel<C, NoPolicy> {
     /// Opens a channel from its latest config block and the header of its tip block
     /// (an encoded `common.BlockHeader`): the next block is `tip.number + 1`, linked to
     /// the tip's header hash. Errors are BAD_REQUEST.
     pub fn open(crypto: C, config_block: &[u8], tip_header: &[u8]) -> Result<Self, Rejection> {
-        let config = ChannelConfig::from_config_block(config_block, &crypto)
-            .map_err(|e| Rejection::bad_request(format!("invalid config block: {e}")))?;
-        let tip = BlockHeader::decode(tip_header)
-            .map_err(|e| Rejection::bad_request(format!("invalid tip header: {e}")))?;
-        Ok(Self::with_config(crypto, config, &tip))
+        Self::open_with_policy(crypto, NoPolicy, config_block, tip_header)
     }
 
     /// A channel from an already parsed config, building the block after `tip`.
     pub fn with_config(crypto: C, config: ChannelConfig, tip: &BlockHeader) -> Self {
+        Self::with_config_and_policy(crypto, NoPolicy, config, tip)
+    }
+}
+
+impl<C: Crypto, P: Policy> Channel<C, P> {
+    /// [`Channel::open`] with an operator filter policy applied after Fabric's filters.
+    pub fn open_with_policy(
+        crypto: C,
+        policy: P,
+        config_block: &[u8],
+        tip_header: &[u8],
+    ) -> Result<Self, Rejection> {
+        let config = ChannelConfig::from_config_block(config_block, &crypto)
+            .map_err(|e| Rejection::bad_request(format!("invalid config block: {e}")))?;
+        let tip = BlockHeader::decode(tip_header)
+            .map_err(|e| Rejection::bad_request(format!("invalid tip header: {e}")))?;
+        Ok(Self::with_config_and_policy(crypto, policy, config, &tip))
+    }
+
+    /// [`Channel::with_config`] with an operator filter policy.
+    pub fn with_config_and_policy(
+        crypto: C,
+        policy: P,
+        config: ChannelConfig,
+        tip: &BlockHeader,
+    ) -> Self {
         let builder = BlockBuilder::after(tip, &crypto);
         let cutter = BlockCutter::new(CutterLimits::from(config.batch_size));
         Channel {
@@ -60,7 +85,13 @@ impl<C: Crypto> Channel<C> {
             config,
             cutter,
             builder,
+            policy,
         }
+    }
+
+    /// The operator's filter policy.
+    pub fn policy(&self) -> &P {
+        &self.policy
     }
 
     /// The config in force.
@@ -138,9 +169,37 @@ impl<C: Crypto> Channel<C> {
         self.cutter.is_pending()
     }
 
-    /// Fabric's Broadcast filters for a normal message (see [`filters::validate`]).
+    /// The envelopes pending in the cutter, in order, as they will go into the block
+    /// (Fabric's re-marshalled bytes). Ordering them again, in this order, in another
+    /// instance opened at the same tip rebuilds the same pending batch (hot swap).
+    pub fn pending_envelopes(&self) -> Vec<Vec<u8>> {
+        self.cutter
+            .pending()
+            .iter()
+            .map(|m| m.data().to_vec())
+            .collect()
+    }
+
+    /// Fabric's Broadcast filters for a normal message (see [`filters::validate`]),
+    /// then the operator's policy.
     pub fn validate(&self, envelope: &[u8], now_unix_nanos: u64) -> Result<Verdict, Rejection> {
-        filters::validate(&self.config, envelope, now_unix_nanos, &self.crypto)
+        self.validate_at(Stage::Broadcast, envelope, now_unix_nanos)
+    }
+
+    fn validate_at(
+        &self,
+        stage: Stage,
+        envelope: &[u8],
+        now_unix_nanos: u64,
+    ) -> Result<Verdict, Rejection> {
+        let accepted =
+            filters::validate_accepted(&self.config, envelope, now_unix_nanos, &self.crypto)?;
+        let ctx = PolicyContext {
+            config: &self.config,
+            stage,
+        };
+        self.policy.check(&ctx, &accepted.view(), now_unix_nanos)?;
+        Ok(accepted.verdict)
     }
 
     /// Deliver access control (see [`filters::authorize_deliver`]).
@@ -169,7 +228,7 @@ impl<C: Crypto> Channel<C> {
             return self.order_config(envelope, decoded);
         }
         if config_seq < self.config.sequence
-            && let Err(rejection) = self.validate(&envelope, now_unix_nanos)
+            && let Err(rejection) = self.validate_at(Stage::Revalidation, &envelope, now_unix_nanos)
         {
             return self.dropped(rejection);
         }
@@ -853,6 +912,107 @@ mod tests {
                 .unwrap_err()
                 .status,
             Status::BadRequest
+        );
+    }
+
+    /// The pending batch, read out and ordered again in a fresh channel at the same
+    /// tip, gives the same block (hot swap moves a batch this way).
+    #[test]
+    fn pending_envelopes_move_a_batch_across() {
+        let t = now();
+        let mut old = genesis_channel();
+        assert!(old.pending_envelopes().is_empty());
+        let sent: Vec<Vec<u8>> = (0..3).map(|i| message(50 + i, t + i as u64)).collect();
+        for env in &sent {
+            old.order(env, 0, t);
+        }
+        let pending = old.pending_envelopes();
+        assert_eq!(pending, sent);
+        let mut new = genesis_channel();
+        for env in &pending {
+            assert!(new.order(env, 0, t).pending);
+        }
+        assert_eq!(new.cut(), old.cut());
+        assert!(old.pending_envelopes().is_empty());
+    }
+
+    /// A policy that refuses data over 100 bytes and records what it saw.
+    #[derive(Default)]
+    struct SmallOnly {
+        seen: std::cell::RefCell<Vec<(crate::extension::Stage, String, i32, usize)>>,
+    }
+
+    impl crate::extension::Policy for SmallOnly {
+        const NAME: &'static str = "small-only";
+        const VERSION: &'static str = "9.9.9";
+
+        fn check(
+            &self,
+            ctx: &crate::extension::PolicyContext<'_>,
+            env: &crate::extension::EnvelopeView<'_>,
+            _now: u64,
+        ) -> Result<(), Rejection> {
+            assert_eq!(ctx.channel_id(), "mychannel");
+            assert_eq!(
+                env.creator_common_name().as_deref(),
+                Some("User1@org1.example.com")
+            );
+            self.seen.borrow_mut().push((
+                ctx.stage,
+                env.creator_msp_id.to_string(),
+                env.header_type(),
+                env.data_len(),
+            ));
+            if env.data_len() > 100 {
+                return Err(Rejection::new(Status::ServiceUnavailable, "too big for me"));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn policy_runs_after_fabric_filters_and_on_revalidation() {
+        use crate::extension::Stage;
+        let genesis = read(GENESIS);
+        let mut channel = Channel::open_with_policy(
+            NativeCrypto,
+            SmallOnly::default(),
+            &genesis,
+            &encoded_header(&genesis),
+        )
+        .unwrap();
+        let t = now();
+        let endorser = HeaderType::EndorserTransaction as i32;
+        assert!(channel.validate(&message(100, t), t).is_ok());
+        let err = channel.validate(&message(101, t), t).unwrap_err();
+        assert_eq!(
+            err,
+            Rejection::new(Status::ServiceUnavailable, "too big for me")
+        );
+        // Refused by Fabric's filters: the policy is not asked.
+        let mut bad = fabric_protos::common::Envelope::decode(message(10, t).as_slice()).unwrap();
+        bad.signature = testkit::sign(&testkit::user1().key, b"x").into();
+        let bad = bad.encode_to_vec();
+        assert_eq!(
+            channel.validate(&bad, t).unwrap_err().status,
+            Status::Forbidden
+        );
+        // Under the current sequence `order` trusts the verdict; under an older one it
+        // asks again, as a revalidation.
+        assert_eq!(channel.order(&message(200, t), 0, t).dropped, None);
+        let mut config = channel.config().clone();
+        config.sequence = 1;
+        channel.update_config(config);
+        let cut = channel.order(&message(200, t), 0, t);
+        assert_eq!(cut.dropped.unwrap().info, "too big for me");
+        let org1 = "Org1MSP".to_string();
+        assert_eq!(
+            *channel.policy().seen.borrow(),
+            vec![
+                (Stage::Broadcast, org1.clone(), endorser, 100),
+                (Stage::Broadcast, org1.clone(), endorser, 101),
+                (Stage::Revalidation, org1, endorser, 200),
+            ]
         );
     }
 

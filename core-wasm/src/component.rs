@@ -2,20 +2,31 @@
 //! the `core` interface backed by [`Channel`], with [`HostCrypto`] calling the
 //! imported `crypto` interface so that hashing and signature checks run at native
 //! speed in the host.
+//!
+//! The glue is generic over the operator's [`Policy`]; a crate exports it with
+//! [`crate::export_core!`] (the built-in core, `core-wasm/builtin`, with
+//! [`crate::extension::NoPolicy`]). It is not exported from this crate itself, so
+//! that any number of policy crates can link it.
 
 use std::cell::RefCell;
+use std::marker::PhantomData;
 
 use bytes::Bytes;
 
 use crate::blockbuilder::BuiltBlock;
 use crate::channel::{self, Channel};
 use crate::crypto::Crypto;
+use crate::extension::Policy;
 use crate::rejection::Rejection;
 
 wit_bindgen::generate!({
     // Relative to the crate root (core-wasm/).
     path: "../wit",
     world: "ordering-core",
+    // `export!` is used by other crates (through `export_core!`), where this module
+    // is `ordering_core::component`.
+    pub_export_macro: true,
+    default_bindings_module: "ordering_core::component",
 });
 
 use exports::fabric::orderer::core as wit;
@@ -39,10 +50,11 @@ impl Crypto for HostCrypto {
     }
 }
 
-struct Component;
+/// The component: the WIT `core` interface with policy `P`.
+pub struct Component<P>(PhantomData<P>);
 
 /// The `channel` resource: one channel's state, mutated by `order` and `cut`.
-struct ChannelResource(RefCell<Channel<HostCrypto>>);
+pub struct ChannelResource<P>(RefCell<Channel<HostCrypto, P>>);
 
 fn rejection(r: Rejection) -> wit::Rejection {
     wit::Rejection {
@@ -67,17 +79,19 @@ fn built_block(b: BuiltBlock) -> wit::BuiltBlock {
     }
 }
 
-impl wit::Guest for Component {
-    type Channel = ChannelResource;
+impl<P: Policy + Default> wit::Guest for Component<P> {
+    type Channel = ChannelResource<P>;
 
     fn describe() -> (String, String) {
-        ("ordering-core".into(), env!("CARGO_PKG_VERSION").into())
+        (P::NAME.into(), P::VERSION.into())
     }
 }
 
-impl wit::GuestChannel for ChannelResource {
+impl<P: Policy + Default> wit::GuestChannel for ChannelResource<P> {
     fn open(config_block: Vec<u8>, tip_header: Vec<u8>) -> Result<wit::Channel, wit::Rejection> {
-        let channel = Channel::open(HostCrypto, &config_block, &tip_header).map_err(rejection)?;
+        let channel =
+            Channel::open_with_policy(HostCrypto, P::default(), &config_block, &tip_header)
+                .map_err(rejection)?;
         Ok(wit::Channel::new(ChannelResource(RefCell::new(channel))))
     }
 
@@ -152,6 +166,8 @@ impl wit::GuestChannel for ChannelResource {
     fn batch_timeout_ms(&self) -> u64 {
         self.0.borrow().batch_timeout_ms()
     }
-}
 
-export!(Component);
+    fn pending(&self) -> Vec<Vec<u8>> {
+        self.0.borrow().pending_envelopes()
+    }
+}

@@ -388,8 +388,11 @@ pub fn parse_go_duration(text: &str) -> Result<i64, String> {
 
 /// Fixtures from the real Fabric v2.5.12 tools (`/work/shared/fabric`) and helpers to
 /// sign fresh envelopes and mint certificates with the fixture keys (test keys).
-#[cfg(test)]
-pub(crate) mod testkit {
+/// Fixture identities and helpers for tests, also for policy crates (feature
+/// `testkit`): the fixtures live in `../shared/fabric` beside the repository.
+#[cfg(any(test, feature = "testkit"))]
+#[doc(hidden)]
+pub mod testkit {
     use std::path::PathBuf;
 
     use fabric_protos::common::{Block, ChannelHeader, Envelope, Header, Payload, SignatureHeader};

@@ -144,6 +144,42 @@ pub fn validate(
     now_unix_nanos: u64,
     crypto: &dyn Crypto,
 ) -> Result<Verdict, Rejection> {
+    validate_accepted(config, envelope, now_unix_nanos, crypto).map(|a| a.verdict)
+}
+
+/// A message Fabric's filters accepted, with what they decoded, for the operator's
+/// [`crate::extension::Policy`].
+pub struct Accepted {
+    pub verdict: Verdict,
+    pub parsed: ParsedEnvelope,
+    /// The serialized creator identity.
+    pub creator: bytes::Bytes,
+    /// The creator as the MSPs read it (`None` if it could not be read).
+    pub identity: Option<msp::Creator>,
+}
+
+impl Accepted {
+    /// The view a policy checks.
+    pub fn view(&self) -> crate::extension::EnvelopeView<'_> {
+        crate::extension::EnvelopeView {
+            envelope: &self.parsed.envelope,
+            payload: &self.parsed.payload,
+            channel_header: &self.parsed.channel_header,
+            creator: &self.creator,
+            creator_msp_id: self.identity.as_ref().map_or("", |id| id.msp_id()),
+            creator_cert_der: self.identity.as_ref().map(|id| id.cert_der()),
+            is_config_update: self.verdict.is_config_update,
+        }
+    }
+}
+
+/// [`validate`], keeping what the filters decoded.
+pub fn validate_accepted(
+    config: &ChannelConfig,
+    envelope: &[u8],
+    now_unix_nanos: u64,
+    crypto: &dyn Crypto,
+) -> Result<Accepted, Rejection> {
     let parsed = parse_envelope(envelope)?;
     if parsed.channel_header.channel_id != config.channel_id {
         return Err(Rejection::bad_request(ERR_NO_SYSTEM_CHANNEL));
@@ -156,18 +192,24 @@ pub fn validate(
     }
     if header_type == HeaderType::ConfigUpdate as i32 {
         // StandardChannel.ProcessConfigUpdateMsg: the filters first.
-        apply_filters(config, &parsed, now_unix_nanos, crypto).map_err(|r| {
-            Rejection::new(
-                r.status,
-                format!(
-                    "config update for existing channel did not pass initial checks: {}",
-                    r.info
-                ),
-            )
-        })?;
-        return Ok(Verdict {
-            config_seq: config.sequence,
-            is_config_update: true,
+        let (creator, identity) =
+            apply_filters(config, &parsed, now_unix_nanos, crypto).map_err(|r| {
+                Rejection::new(
+                    r.status,
+                    format!(
+                        "config update for existing channel did not pass initial checks: {}",
+                        r.info
+                    ),
+                )
+            })?;
+        return Ok(Accepted {
+            verdict: Verdict {
+                config_seq: config.sequence,
+                is_config_update: true,
+            },
+            parsed,
+            creator,
+            identity,
         });
     }
     // StandardChannel.ProcessNormalMsg.
@@ -177,20 +219,26 @@ pub fn validate(
             format!("normal transactions are rejected: {ERR_MAINTENANCE_MODE}"),
         ));
     }
-    apply_filters(config, &parsed, now_unix_nanos, crypto)?;
-    Ok(Verdict {
-        config_seq: config.sequence,
-        is_config_update: false,
+    let (creator, identity) = apply_filters(config, &parsed, now_unix_nanos, crypto)?;
+    Ok(Accepted {
+        verdict: Verdict {
+            config_seq: config.sequence,
+            is_config_update: false,
+        },
+        parsed,
+        creator,
+        identity,
     })
 }
 
 /// `msgprocessor.CreateStandardChannelFilters`: empty, size, expiration, signature.
+/// Returns the creator (serialized, and as read by the MSPs).
 fn apply_filters(
     config: &ChannelConfig,
     parsed: &ParsedEnvelope,
     now_unix_nanos: u64,
     crypto: &dyn Crypto,
-) -> Result<(), Rejection> {
+) -> Result<(bytes::Bytes, Option<msp::Creator>), Rejection> {
     let env = &parsed.envelope;
     // EmptyRejectRule.
     if env.payload.is_empty() {
@@ -228,7 +276,8 @@ fn apply_filters(
         &creator,
         now_unix_nanos,
         crypto,
-    )
+    )?;
+    Ok((creator, identity.ok()))
 }
 
 /// Deliver access control (Fabric's `SessionAccessControl`): the creator must not

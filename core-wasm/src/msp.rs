@@ -376,6 +376,11 @@ impl ParsedCert {
         &self.serial
     }
 
+    /// The first common name (CN) of the subject, empty when there is none.
+    pub fn common_name(&self) -> &str {
+        &self.common_name
+    }
+
     pub fn public_key(&self) -> Option<&[u8]> {
         self.public_key.as_deref()
     }

@@ -3,7 +3,7 @@
 //! means validated and handed to consensus, not yet committed.
 
 use crate::chain::{Ordered, now_unix_nanos};
-use crate::component::CoreChannel;
+use crate::component::{CoreChannel, CoreFault};
 use crate::registrar::{ChainSupport, Registrar};
 use bytes::Bytes;
 use fabric_protos::common::{ChannelHeader, Envelope, HeaderType, Payload, Status};
@@ -50,7 +50,8 @@ pub async fn handle(
     }
 }
 
-async fn process(registrar: &Registrar, envelope: Envelope) -> Result<(), Rejection> {
+/// Validates one envelope and hands it to consensus: SUCCESS, or the rejection.
+pub async fn process(registrar: &Registrar, envelope: Envelope) -> Result<(), Rejection> {
     let chdr = channel_header(&envelope)
         .map_err(|e| Rejection::bad_request(format!("could not determine channel ID: {e}")))?;
     // Without a system channel, Fabric v2.5 answers an unknown channel this way.
@@ -64,6 +65,18 @@ async fn process(registrar: &Registrar, envelope: Envelope) -> Result<(), Reject
         return Err(Rejection::bad_request(
             "message is of type that cannot be processed directly",
         ));
+    }
+
+    // Fabric's MaxBytesRule, answered here (as the core would) before a message
+    // too big for the channel enters the core: copied into an instance it could
+    // blow the memory limit and count as a fault of the component, so any client
+    // could force a rollback.
+    let size = envelope.payload.len() as u64 + envelope.signature.len() as u64;
+    let max = support.validators.absolute_max_bytes();
+    if size > u64::from(max) {
+        return Err(Rejection::bad_request(format!(
+            "message payload is {size} bytes and exceeds maximum allowed {max} bytes"
+        )));
     }
 
     let raw = bytes::Bytes::from(envelope.encode_to_vec());
@@ -114,10 +127,14 @@ fn in_core<R>(
     f: impl FnOnce(&mut CoreChannel) -> Result<R, Rejection>,
 ) -> Result<R, Rejection> {
     tokio::task::block_in_place(|| support.validators.with(f)).map_err(|e| {
-        Rejection::new(
-            Status::ServiceUnavailable,
-            format!("ordering core unavailable: {e:#}"),
-        )
+        match e.downcast_ref::<CoreFault>() {
+            // Opening an instance faulted (trap, deadline, memory limit).
+            Some(fault) => fault.to_rejection(),
+            None => Rejection::new(
+                Status::ServiceUnavailable,
+                format!("ordering core unavailable: {e:#}"),
+            ),
+        }
     })?
 }
 

@@ -3,7 +3,8 @@
 //! ledger, in order. Until Raft exists, single-consenter etcdraft channels use it too.
 
 use crate::blockwriter::BlockWriter;
-use crate::component::{CoreBlock, CoreChannel};
+use crate::component::{CoreBlock, CoreChannel, CoreComponent, CoreFault};
+use crate::hotswap::{CoreSlot, RecentEnvelopes};
 use crate::identity::Signer;
 use crate::ledger::Ledger;
 use crate::registrar::ValidatorPool;
@@ -13,7 +14,7 @@ use fabric_protos::common::HeaderType;
 use prost::Message;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
 /// How many validated messages may wait for the cutter; a full queue slows
@@ -30,19 +31,42 @@ pub struct Ordered {
     pub update: Option<Bytes>,
 }
 
+/// What the chain task is asked to do, in order.
+enum ChainMsg {
+    Order(Ordered),
+    /// Switch the cutter to this component (hot swap), moving the pending batch.
+    Swap {
+        component: Arc<CoreComponent>,
+        done: oneshot::Sender<Result<(), String>>,
+    },
+}
+
 /// The sending end of a chain: Broadcast hands messages to consensus through it.
 #[derive(Clone)]
 pub struct ChainHandle {
-    tx: mpsc::Sender<Ordered>,
+    tx: mpsc::Sender<ChainMsg>,
 }
+
+const STOPPED: &str = "the chain of this channel has stopped";
 
 impl ChainHandle {
     /// Enqueues a message; fails only when the chain has stopped.
     pub async fn order(&self, msg: Ordered) -> Result<(), &'static str> {
         self.tx
-            .send(msg)
+            .send(ChainMsg::Order(msg))
             .await
-            .map_err(|_| "the chain of this channel has stopped")
+            .map_err(|_| STOPPED)
+    }
+
+    /// Switches the cutter to `component` once every message queued before this
+    /// call is ordered: the pending batch moves across. Ok once it is in force.
+    pub async fn swap(&self, component: Arc<CoreComponent>) -> Result<(), String> {
+        let (done, answer) = oneshot::channel();
+        self.tx
+            .send(ChainMsg::Swap { component, done })
+            .await
+            .map_err(|_| STOPPED.to_string())?;
+        answer.await.map_err(|_| STOPPED.to_string())?
     }
 
     /// Whether the chain task has halted (Fabric's consenter `Errored()`).
@@ -59,7 +83,13 @@ impl ChainHandle {
 /// One channel's solo consenter.
 pub struct Solo {
     pub channel_id: String,
+    /// The cutter: an instance of `component`.
     pub core: CoreChannel,
+    pub component: Arc<CoreComponent>,
+    /// Where the cutter's faults are counted.
+    pub slot: Arc<CoreSlot>,
+    /// Accepted envelopes, for dry runs.
+    pub recent: Arc<RecentEnvelopes>,
     pub ledger: Arc<Ledger>,
     pub writer: BlockWriter,
     /// Told about every new config, so Broadcast validates under it.
@@ -79,15 +109,38 @@ pub fn start(chain: Solo) -> ChainHandle {
 }
 
 impl Solo {
-    async fn run(mut self, mut rx: mpsc::Receiver<Ordered>) -> Result<()> {
+    async fn run(mut self, mut rx: mpsc::Receiver<ChainMsg>) -> Result<()> {
         let mut timeout = Duration::from_millis(self.core.batch_timeout_ms()?);
         let mut timer: Option<Instant> = None;
         loop {
             tokio::select! {
                 msg = rx.recv() => {
                     let Some(msg) = msg else { return Ok(()) };
+                    let msg = match msg {
+                        ChainMsg::Order(msg) => msg,
+                        ChainMsg::Swap { component, done } => {
+                            let swapped = tokio::task::block_in_place(|| self.swap(component))?;
+                            let answer = swapped.map(|(pending, batch_timeout)| {
+                                timeout = batch_timeout;
+                                timer = match (timer, pending) {
+                                    (_, false) => None,
+                                    (None, true) => Some(Instant::now() + timeout),
+                                    (t, true) => t,
+                                };
+                            });
+                            let _ = done.send(answer);
+                            continue;
+                        }
+                    };
                     let is_config = msg.update.is_some();
-                    let pending = tokio::task::block_in_place(|| self.order(msg))?;
+                    let pending = match tokio::task::block_in_place(|| self.order(msg)) {
+                        Ok(pending) => pending,
+                        Err(e) => {
+                            timeout = tokio::task::block_in_place(|| self.recover(e))?;
+                            timer = None;
+                            continue;
+                        }
+                    };
                     if is_config {
                         // A config block ends the batch; the new timeout applies next.
                         timeout = Duration::from_millis(self.core.batch_timeout_ms()?);
@@ -104,19 +157,116 @@ impl Solo {
                 }
                 _ = sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
                     timer = None;
-                    tokio::task::block_in_place(|| -> Result<()> {
+                    let cut = tokio::task::block_in_place(|| -> Result<()> {
                         if let Some(block) = self.core.cut()? {
                             self.write(&block)?;
                         }
                         Ok(())
-                    })?;
+                    });
+                    if let Err(e) = cut {
+                        timeout = tokio::task::block_in_place(|| self.recover(e))?;
+                    }
                 }
             }
         }
     }
 
+    /// A fault of the cutter instance: counted, and the cutter reopened on the same
+    /// component at the ledger's tip (the faulted instance cannot be asked for its
+    /// pending batch: those messages are lost, and logged). Any other error halts.
+    fn recover(&mut self, error: anyhow::Error) -> Result<Duration> {
+        let Some(fault) = error.downcast_ref::<CoreFault>() else {
+            return Err(error);
+        };
+        self.slot.record_fault(&self.component, fault);
+        tracing::error!(
+            channel = %self.channel_id,
+            "the cutter faulted ({fault}); reopening it, its pending batch is lost"
+        );
+        self.core = self.open(&self.component)?;
+        Ok(Duration::from_millis(self.core.batch_timeout_ms()?))
+    }
+
+    /// A new instance of `component` at the ledger's tip and the config in force.
+    fn open(&self, component: &CoreComponent) -> Result<CoreChannel> {
+        let (config_block, _) = self.validators.config();
+        let tip = self.ledger.tip_header().unwrap_or_default().encode_to_vec();
+        component.open_channel(&config_block, &tip)
+    }
+
+    /// Hot swap of the cutter: the old instance's pending envelopes are ordered again,
+    /// in order, into a new instance of `component` opened at the same tip, so the
+    /// batch survives. With the same batch limits nothing is cut here; a component
+    /// with smaller limits may cut at once (those blocks are written). The outer
+    /// error halts the chain (ledger); the inner one refuses the swap, and the old
+    /// instance stays in force untouched.
+    fn swap(&mut self, component: Arc<CoreComponent>) -> Result<Result<(bool, Duration), String>> {
+        let mut next = match self.open(&component) {
+            Ok(next) => next,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "the new component cannot open the channel: {e:#}"
+                )));
+            }
+        };
+        let pending = if self.core.is_faulted() {
+            Vec::new()
+        } else {
+            match self.core.pending() {
+                Ok(pending) => pending,
+                Err(fault) => {
+                    self.slot.record_fault(&self.component, &fault);
+                    tracing::error!(channel = %self.channel_id, "reading the pending batch: {fault}; it is lost");
+                    Vec::new()
+                }
+            }
+        };
+        let moved = (|| -> Result<(Vec<CoreBlock>, bool, u64), CoreFault> {
+            let config_seq = next.config_sequence()?;
+            let now = now_unix_nanos();
+            let (mut blocks, mut still_pending) = (Vec::new(), false);
+            for envelope in &pending {
+                let cut = next.order(envelope, config_seq, now)?;
+                blocks.extend(cut.blocks);
+                still_pending = cut.pending;
+            }
+            Ok((blocks, still_pending, next.batch_timeout_ms()?))
+        })();
+        let (blocks, still_pending, timeout_ms) = match moved {
+            Ok(moved) => moved,
+            Err(fault) => {
+                return Ok(Err(format!(
+                    "the new component faulted taking the pending batch: {fault}"
+                )));
+            }
+        };
+        if !blocks.is_empty() {
+            tracing::warn!(
+                channel = %self.channel_id,
+                blocks = blocks.len(),
+                "the new component's batch limits cut the moved pending batch at once"
+            );
+        }
+        tracing::info!(
+            channel = %self.channel_id,
+            pending = pending.len(),
+            "cutter switched to {} {} ({})",
+            component.name(),
+            component.version(),
+            component.sha256()
+        );
+        self.core = next;
+        self.component = component;
+        for block in &blocks {
+            self.write(block)?;
+        }
+        Ok(Ok((still_pending, Duration::from_millis(timeout_ms))))
+    }
+
     /// Orders one message and writes what it cut; returns whether messages are pending.
     fn order(&mut self, msg: Ordered) -> Result<bool> {
+        let accepted = msg.update.as_ref().unwrap_or(&msg.envelope).clone();
+        self.recent.push(accepted, now_unix_nanos());
         let envelope = match &msg.update {
             Some(update) if msg.config_seq < self.core.config_sequence()? => {
                 match self.repropose(update) {

@@ -1,12 +1,21 @@
-//! The wasm ordering core inside wasmtime: one engine and compiled component per
-//! process, one `Store` per channel instance. Calls are synchronous and short
-//! (filters, cutter); the host's crypto import runs at native speed, with `ring`.
+//! The wasm ordering core inside wasmtime: one engine per process (epoch interruption
+//! on), compiled components cached on disk by SHA-256, one `Store` per channel
+//! instance. Calls are synchronous and short (filters, cutter) and each runs under a
+//! deadline and a memory limit: a component that traps, loops or blows up its memory
+//! answers that message with INTERNAL_SERVER_ERROR, it never takes the orderer down.
+//! The host's crypto import runs at native speed, with `ring`.
 
 use anyhow::Result;
 use fabric_protos::common::Status;
 use ordering_core::{Crypto, NativeCrypto, Rejection};
+use sha2::{Digest, Sha256};
+use std::hash::Hash;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceAny, ResourceTable};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 wasmtime::component::bindgen!({
@@ -52,11 +61,126 @@ impl Crypto for RingCrypto {
     }
 }
 
+/// Wall-clock and memory limits every instance of a core runs under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoreLimits {
+    /// The budget of one call into the component; instantiation gets the same.
+    pub call_deadline: Duration,
+    /// The linear memory one instance may grow to, in bytes.
+    pub memory_bytes: usize,
+}
+
+impl Default for CoreLimits {
+    fn default() -> Self {
+        CoreLimits {
+            call_deadline: Duration::from_millis(200),
+            memory_bytes: 256 << 20,
+        }
+    }
+}
+
+/// How often the engine's epoch advances; deadlines are whole ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The process's one engine: epoch interruption on, the epoch advanced every
+/// [`EPOCH_TICK`] by a background thread. Every `Store` gets a deadline before it
+/// instantiates and before each call (without one, instantiation itself traps).
+pub fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).expect("creating the wasmtime engine");
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .expect("spawning the epoch thread");
+        engine
+    })
+}
+
+/// The host's imports, linked once.
+fn linker() -> &'static Linker<HostState> {
+    static LINKER: OnceLock<Linker<HostState>> = OnceLock::new();
+    LINKER.get_or_init(|| {
+        let mut linker = Linker::new(engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("linking WASI");
+        OrderingCore::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .expect("linking the crypto import");
+        linker
+    })
+}
+
+/// Epoch ticks for a deadline: rounded up, plus one for the tick in progress.
+fn deadline_ticks(deadline: Duration) -> u64 {
+    (deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1) + 1
+}
+
+/// The key of this engine's compiled code in cache file names: a SHA-256 of
+/// [`Engine::precompile_compatibility_hash`] (wasmtime version, target, settings).
+fn engine_key() -> &'static str {
+    static KEY: OnceLock<String> = OnceLock::new();
+    KEY.get_or_init(|| {
+        struct ShaHasher(Sha256);
+        impl std::hash::Hasher for ShaHasher {
+            fn write(&mut self, bytes: &[u8]) {
+                self.0.update(bytes);
+            }
+            fn finish(&self) -> u64 {
+                let digest = self.0.clone().finalize();
+                u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+            }
+        }
+        let mut hasher = ShaHasher(Sha256::new());
+        engine().precompile_compatibility_hash().hash(&mut hasher);
+        hex::encode(&hasher.0.finalize()[..8])
+    })
+}
+
+/// A fault inside a component: a trap (a panic is one), the call deadline, or the
+/// memory limit. The message that met it is answered with INTERNAL_SERVER_ERROR and
+/// this text; the instance is dropped and the fault counted against the component.
+#[derive(Clone, Debug)]
+pub struct CoreFault {
+    pub kind: FaultKind,
+    pub detail: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    Deadline,
+    Memory,
+    Trap,
+}
+
+impl std::fmt::Display for CoreFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ordering core fault: {}", self.detail)
+    }
+}
+
+impl std::error::Error for CoreFault {}
+
+impl CoreFault {
+    pub fn to_rejection(&self) -> Rejection {
+        Rejection::new(Status::InternalServerError, self.to_string())
+    }
+}
+
 /// Per-instance host state: an empty WASI context (the core does no I/O; std's
-/// imports still need satisfying) and the crypto import.
+/// imports still need satisfying), the crypto import, and the memory limiter.
 struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
+    limiter: Limiter,
 }
 
 impl WasiView for HostState {
@@ -78,60 +202,345 @@ impl fabric::orderer::crypto::Host for HostState {
     }
 }
 
-/// A compiled core, ready to instantiate many times.
+/// wasmtime's `StoreLimits`, remembering that the memory limit was hit so the fault
+/// reads "memory limit" rather than a generic trap. Growing past the limit traps
+/// (rather than `memory.grow` returning -1, which a Rust guest turns into an abort
+/// anyway).
+struct Limiter {
+    inner: StoreLimits,
+    memory_bytes: usize,
+    exceeded: bool,
+}
+
+impl Limiter {
+    fn new(memory_bytes: usize) -> Self {
+        Limiter {
+            inner: StoreLimitsBuilder::new().memory_size(memory_bytes).build(),
+            memory_bytes,
+            exceeded: false,
+        }
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        if !allowed && desired > self.memory_bytes {
+            self.exceeded = true;
+            wasmtime::bail!(
+                "memory limit of {} MiB per instance exceeded (growing to {} MiB)",
+                self.memory_bytes >> 20,
+                desired >> 20
+            );
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+/// Where compiled components live: `<data-dir>/components/<sha256>-<engine>.cwasm`,
+/// so a restart (or loading the same bytes again) deserializes instead of compiling.
+pub struct ComponentCache {
+    dir: PathBuf,
+    compiled: AtomicU64,
+    deserialized: AtomicU64,
+}
+
+/// How a cache served its loads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CacheStats {
+    /// Compiled with cranelift (a miss).
+    pub compiled: u64,
+    /// Deserialized from a precompiled artifact on disk (a hit).
+    pub deserialized: u64,
+}
+
+impl ComponentCache {
+    pub fn new(dir: PathBuf) -> Self {
+        ComponentCache {
+            dir,
+            compiled: AtomicU64::new(0),
+            deserialized: AtomicU64::new(0),
+        }
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            compiled: self.compiled.load(Ordering::Relaxed),
+            deserialized: self.deserialized.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The artifact file of a component.
+    pub fn path(&self, sha256: &str) -> PathBuf {
+        self.dir.join(format!("{sha256}-{}.cwasm", engine_key()))
+    }
+
+    /// Compiles `wasm` (or loads its precompiled artifact), links the host's imports
+    /// and checks it answers `describe`. Blocking and CPU-heavy on a miss (~100 ms):
+    /// call it off the async runtime.
+    pub fn load(&self, wasm: &[u8], limits: CoreLimits) -> Result<CoreComponent> {
+        let sha256 = hex::encode(Sha256::digest(wasm));
+        let path = self.path(&sha256);
+        let component = match self.deserialize(&path) {
+            Some(component) => component,
+            None => self.compile(wasm, &path)?,
+        };
+        CoreComponent::from_component(&component, sha256, limits)
+    }
+
+    fn deserialize(&self, path: &Path) -> Option<Component> {
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: `deserialize_file` trusts the file to be wasmtime's own output: we
+        // wrote it, with `Engine::precompile_component` of this engine (its settings
+        // are in the file name, and wasmtime checks its version and settings header
+        // again), to a temporary name that is fsynced and renamed into place, so no
+        // torn file is ever under this name. The folder is the orderer's data folder:
+        // whoever can write there can already replace the ledger and the signing key.
+        match unsafe { Component::deserialize_file(engine(), path) } {
+            Ok(component) => {
+                self.deserialized.fetch_add(1, Ordering::Relaxed);
+                Some(component)
+            }
+            Err(e) => {
+                tracing::warn!("ignoring precompiled component {}: {e:#}", path.display());
+                let _ = std::fs::remove_file(path);
+                None
+            }
+        }
+    }
+
+    fn compile(&self, wasm: &[u8], path: &Path) -> Result<Component> {
+        let artifact = engine()
+            .precompile_component(wasm)
+            .map_err(|e| anyhow::anyhow!("compiling the core component: {e}"))?;
+        self.compiled.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = write_atomically(path, &artifact) {
+            tracing::warn!(
+                "could not cache the compiled component at {}: {e:#}",
+                path.display()
+            );
+        }
+        // SAFETY: `artifact` is what `precompile_component` of this engine just returned.
+        unsafe { Component::deserialize(engine(), &artifact) }
+            .map_err(|e| anyhow::anyhow!("loading the compiled component: {e}"))
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let dir = path.parent().expect("cache files live in a folder");
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(dir) = std::fs::File::open(dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A compiled core, ready to instantiate many times. Named by the SHA-256 of its
+/// bytes; name and version are what it answered to `describe` when loaded.
 pub struct CoreComponent {
-    engine: Engine,
     pre: OrderingCorePre<HostState>,
+    sha256: String,
+    name: String,
+    version: String,
+    limits: CoreLimits,
+    /// "name version (sha256 prefix)", for fault texts and logs.
+    label: Arc<str>,
+}
+
+impl std::fmt::Debug for CoreComponent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CoreComponent({})", self.label)
+    }
 }
 
 impl CoreComponent {
-    /// Compiles a component (its bytes) and links the host's imports.
+    /// Compiles a component (its bytes) without the disk cache, default limits.
     pub fn new(wasm: &[u8]) -> Result<Self> {
-        let engine = Engine::new(&Config::new())?;
-        let component = Component::new(&engine, wasm)
+        let component = Component::new(engine(), wasm)
             .map_err(|e| anyhow::anyhow!("compiling the core component: {e}"))?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        OrderingCore::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-        let pre = OrderingCorePre::new(linker.instantiate_pre(&component)?)?;
-        Ok(CoreComponent { engine, pre })
+        Self::from_component(
+            &component,
+            hex::encode(Sha256::digest(wasm)),
+            CoreLimits::default(),
+        )
     }
 
     pub fn builtin() -> Result<Self> {
         Self::new(BUILTIN_CORE)
     }
 
-    /// Name and version the component reports.
-    pub fn describe(&self) -> Result<(String, String)> {
-        let (mut store, bindings) = self.instantiate()?;
-        Ok(bindings.fabric_orderer_core().call_describe(&mut store)?)
+    fn from_component(component: &Component, sha256: String, limits: CoreLimits) -> Result<Self> {
+        let pre = linker()
+            .instantiate_pre(component)
+            .map_err(|e| anyhow::anyhow!("linking the core component: {e}"))?;
+        let pre = OrderingCorePre::new(pre)
+            .map_err(|e| anyhow::anyhow!("the component does not export the core: {e}"))?;
+        let mut core = CoreComponent {
+            pre,
+            label: sha256[..12].into(),
+            sha256,
+            name: String::new(),
+            version: String::new(),
+            limits,
+        };
+        let (name, version) = core
+            .describe()
+            .map_err(|e| anyhow::anyhow!("describe: {e}"))?;
+        core.label = format!("{name} {version} ({})", &core.sha256[..12]).into();
+        core.name = name;
+        core.version = version;
+        Ok(core)
     }
 
-    fn instantiate(&self) -> Result<(Store<HostState>, OrderingCore)> {
+    /// The SHA-256 of the component's bytes, hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    pub fn limits(&self) -> CoreLimits {
+        self.limits
+    }
+
+    /// Name and version the component reports (asked again, under the limits).
+    pub fn describe(&self) -> Result<(String, String), CoreFault> {
+        let (mut store, bindings) = self.instantiate()?;
+        store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
+        bindings
+            .fabric_orderer_core()
+            .call_describe(&mut store)
+            .map_err(|e| classify(e, &store, &self.label, self.limits))
+    }
+
+    fn instantiate(&self) -> Result<(Store<HostState>, OrderingCore), CoreFault> {
         let state = HostState {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
+            limiter: Limiter::new(self.limits.memory_bytes),
         };
-        let mut store = Store::new(&self.engine, state);
-        let bindings = self.pre.instantiate(&mut store)?;
-        Ok((store, bindings))
+        let mut store = Store::new(engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
+        match self.pre.instantiate(&mut store) {
+            Ok(bindings) => Ok((store, bindings)),
+            Err(e) => Err(classify(e, &store, &self.label, self.limits)),
+        }
     }
 
     /// Opens one channel instance from its latest config block and tip header.
+    /// A fault comes back as a [`CoreFault`] inside the error.
     pub fn open_channel(&self, config_block: &[u8], tip_header: &[u8]) -> Result<CoreChannel> {
         let (mut store, bindings) = self.instantiate()?;
-        let opened = bindings.fabric_orderer_core().channel().call_open(
-            &mut store,
-            config_block,
-            tip_header,
-        )?;
+        store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
+        let opened = bindings
+            .fabric_orderer_core()
+            .channel()
+            .call_open(&mut store, config_block, tip_header)
+            .map_err(|e| classify(e, &store, &self.label, self.limits))?;
         let channel = opened.map_err(|r| anyhow::anyhow!("{}", to_rejection(r)))?;
         Ok(CoreChannel {
             store,
             bindings,
             channel,
-            faulted: false,
+            deadline: deadline_ticks(self.limits.call_deadline),
+            limits: self.limits,
+            label: self.label.clone(),
+            fault: None,
         })
+    }
+}
+
+/// Names what went wrong in a failed call.
+fn classify(
+    error: wasmtime::Error,
+    store: &Store<HostState>,
+    label: &str,
+    limits: CoreLimits,
+) -> CoreFault {
+    if store.data().limiter.exceeded {
+        return CoreFault {
+            kind: FaultKind::Memory,
+            detail: format!(
+                "{label}: memory limit of {} MiB per instance exceeded",
+                limits.memory_bytes >> 20
+            ),
+        };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CoreFault {
+            kind: FaultKind::Deadline,
+            detail: format!(
+                "{label}: deadline of {} ms per call exceeded",
+                limits.call_deadline.as_millis()
+            ),
+        },
+        Some(Trap::UnreachableCodeReached) => CoreFault {
+            kind: FaultKind::Trap,
+            detail: format!(
+                "{label}: {} (a panic in the component)",
+                Trap::UnreachableCodeReached
+            ),
+        },
+        Some(trap) => CoreFault {
+            kind: FaultKind::Trap,
+            detail: format!("{label}: {trap}"),
+        },
+        None => CoreFault {
+            kind: FaultKind::Trap,
+            detail: format!("{label}: {}", error.root_cause()),
+        },
     }
 }
 
@@ -140,20 +549,63 @@ pub struct CoreChannel {
     store: Store<HostState>,
     bindings: OrderingCore,
     channel: ResourceAny,
-    /// A trap leaves a component instance unusable: it is dropped, not reused.
-    faulted: bool,
+    /// Epoch ticks each call may run.
+    deadline: u64,
+    limits: CoreLimits,
+    label: Arc<str>,
+    /// A fault leaves a component instance unusable: it is dropped, not reused.
+    fault: Option<CoreFault>,
 }
 
 /// A block the core cut: the encoded block without metadata, and the DER header.
 pub type CoreBlock = BuiltBlock;
 
 impl CoreChannel {
-    pub fn validate(&mut self, envelope: &[u8], now_unix_nanos: u64) -> Result<Verdict, Rejection> {
-        let api = self.bindings.fabric_orderer_core().channel();
-        match api.call_validate(&mut self.store, self.channel, envelope, now_unix_nanos) {
-            Ok(verdict) => verdict.map_err(to_rejection),
-            Err(trap) => Err(self.fault(trap)),
+    /// Runs one call under the deadline; a failure is a fault, and the instance is
+    /// not called again.
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(&mut Store<HostState>, &OrderingCore, ResourceAny) -> wasmtime::Result<T>,
+    ) -> Result<T, CoreFault> {
+        if let Some(fault) = &self.fault {
+            return Err(CoreFault {
+                kind: fault.kind,
+                detail: format!("{}: instance unusable after an earlier fault", self.label),
+            });
         }
+        self.store.set_epoch_deadline(self.deadline);
+        match f(&mut self.store, &self.bindings, self.channel) {
+            Ok(out) => Ok(out),
+            Err(e) => {
+                let fault = classify(e, &self.store, &self.label, self.limits);
+                tracing::error!("{fault}");
+                self.fault = Some(fault.clone());
+                Err(fault)
+            }
+        }
+    }
+
+    /// Validation-side calls: a fault is answered like a rejection.
+    fn answer<T>(
+        &mut self,
+        f: impl FnOnce(
+            &mut Store<HostState>,
+            &OrderingCore,
+            ResourceAny,
+        ) -> wasmtime::Result<Result<T, WitRejection>>,
+    ) -> Result<T, Rejection> {
+        match self.call(f) {
+            Ok(answer) => answer.map_err(to_rejection),
+            Err(fault) => Err(fault.to_rejection()),
+        }
+    }
+
+    pub fn validate(&mut self, envelope: &[u8], now_unix_nanos: u64) -> Result<Verdict, Rejection> {
+        self.answer(|store, b, ch| {
+            b.fabric_orderer_core()
+                .channel()
+                .call_validate(store, ch, envelope, now_unix_nanos)
+        })
     }
 
     /// Ok: the creator certificate's NotAfter, in unix nanos.
@@ -162,25 +614,23 @@ impl CoreChannel {
         envelope: &[u8],
         now_unix_nanos: u64,
     ) -> Result<u64, Rejection> {
-        let api = self.bindings.fabric_orderer_core().channel();
-        match api.call_authorize_deliver(&mut self.store, self.channel, envelope, now_unix_nanos) {
-            Ok(answer) => answer.map_err(to_rejection),
-            Err(trap) => Err(self.fault(trap)),
-        }
+        self.answer(|store, b, ch| {
+            b.fabric_orderer_core().channel().call_authorize_deliver(
+                store,
+                ch,
+                envelope,
+                now_unix_nanos,
+            )
+        })
     }
 
     pub fn is_faulted(&self) -> bool {
-        self.faulted
+        self.fault.is_some()
     }
 
-    /// A trap inside the core answers the message, it never takes the orderer down.
-    fn fault(&mut self, trap: wasmtime::Error) -> Rejection {
-        tracing::error!("ordering core fault: {trap:#}");
-        self.faulted = true;
-        Rejection::new(
-            Status::InternalServerError,
-            format!("ordering core fault: {trap}"),
-        )
+    /// The fault that made this instance unusable, if one did.
+    pub fn fault(&self) -> Option<&CoreFault> {
+        self.fault.as_ref()
     }
 
     /// Ok: the encoded ConfigEnvelope the update leads to, for the orderer to sign.
@@ -189,16 +639,11 @@ impl CoreChannel {
         envelope: &[u8],
         now_unix_nanos: u64,
     ) -> Result<Vec<u8>, Rejection> {
-        let api = self.bindings.fabric_orderer_core().channel();
-        match api.call_propose_config_update(
-            &mut self.store,
-            self.channel,
-            envelope,
-            now_unix_nanos,
-        ) {
-            Ok(answer) => answer.map_err(to_rejection),
-            Err(trap) => Err(self.fault(trap)),
-        }
+        self.answer(|store, b, ch| {
+            b.fabric_orderer_core()
+                .channel()
+                .call_propose_config_update(store, ch, envelope, now_unix_nanos)
+        })
     }
 
     pub fn validate_config(
@@ -206,37 +651,56 @@ impl CoreChannel {
         envelope: &[u8],
         now_unix_nanos: u64,
     ) -> Result<Verdict, Rejection> {
-        let api = self.bindings.fabric_orderer_core().channel();
-        match api.call_validate_config(&mut self.store, self.channel, envelope, now_unix_nanos) {
-            Ok(answer) => answer.map_err(to_rejection),
-            Err(trap) => Err(self.fault(trap)),
-        }
+        self.answer(|store, b, ch| {
+            b.fabric_orderer_core().channel().call_validate_config(
+                store,
+                ch,
+                envelope,
+                now_unix_nanos,
+            )
+        })
     }
 
-    pub fn config_sequence(&mut self) -> Result<u64> {
-        let api = self.bindings.fabric_orderer_core().channel();
-        Ok(api.call_config_sequence(&mut self.store, self.channel)?)
+    pub fn config_sequence(&mut self) -> Result<u64, CoreFault> {
+        self.call(|store, b, ch| {
+            b.fabric_orderer_core()
+                .channel()
+                .call_config_sequence(store, ch)
+        })
     }
 
-    pub fn order(&mut self, envelope: &[u8], config_seq: u64, now_unix_nanos: u64) -> Result<Cut> {
-        let api = self.bindings.fabric_orderer_core().channel();
-        Ok(api.call_order(
-            &mut self.store,
-            self.channel,
-            envelope,
-            config_seq,
-            now_unix_nanos,
-        )?)
+    pub fn order(
+        &mut self,
+        envelope: &[u8],
+        config_seq: u64,
+        now_unix_nanos: u64,
+    ) -> Result<Cut, CoreFault> {
+        self.call(|store, b, ch| {
+            b.fabric_orderer_core().channel().call_order(
+                store,
+                ch,
+                envelope,
+                config_seq,
+                now_unix_nanos,
+            )
+        })
     }
 
-    pub fn cut(&mut self) -> Result<Option<CoreBlock>> {
-        let api = self.bindings.fabric_orderer_core().channel();
-        Ok(api.call_cut(&mut self.store, self.channel)?)
+    pub fn cut(&mut self) -> Result<Option<CoreBlock>, CoreFault> {
+        self.call(|store, b, ch| b.fabric_orderer_core().channel().call_cut(store, ch))
     }
 
-    pub fn batch_timeout_ms(&mut self) -> Result<u64> {
-        let api = self.bindings.fabric_orderer_core().channel();
-        Ok(api.call_batch_timeout_ms(&mut self.store, self.channel)?)
+    pub fn batch_timeout_ms(&mut self) -> Result<u64, CoreFault> {
+        self.call(|store, b, ch| {
+            b.fabric_orderer_core()
+                .channel()
+                .call_batch_timeout_ms(store, ch)
+        })
+    }
+
+    /// The envelopes pending in the cutter, in order (moved across on a hot swap).
+    pub fn pending(&mut self) -> Result<Vec<Vec<u8>>, CoreFault> {
+        self.call(|store, b, ch| b.fabric_orderer_core().channel().call_pending(store, ch))
     }
 }
 

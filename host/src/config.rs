@@ -32,6 +32,39 @@ pub struct StartArgs {
     /// joined. Repeatable.
     #[arg(long = "genesis-block")]
     pub genesis_blocks: Vec<PathBuf>,
+
+    /// Admin listener (core component status, load, rollback, dry-run), HOST:PORT.
+    #[arg(
+        long,
+        env = "ORDERER_ADMIN_LISTENADDRESS",
+        default_value = "127.0.0.1:9443"
+    )]
+    pub admin_listen: String,
+
+    /// The ordering core component (a .wasm file of the `ordering-core` world) every
+    /// channel starts with. Default: the built-in core.
+    #[arg(long = "core", env = "ORDERER_CORE_FILE")]
+    pub core_file: Option<PathBuf>,
+
+    /// Wall-clock budget of one call into the core component, in milliseconds.
+    #[arg(long, env = "ORDERER_CORE_CALLDEADLINEMS", default_value_t = 200)]
+    pub core_call_deadline_ms: u64,
+
+    /// Memory one core instance may grow to, in MiB.
+    #[arg(long, env = "ORDERER_CORE_MEMORYLIMITMIB", default_value_t = 256)]
+    pub core_memory_limit_mib: usize,
+
+    /// This many faults of a component within --core-fault-window-secs roll the
+    /// channel back to its previous component.
+    #[arg(long, env = "ORDERER_CORE_FAULTTHRESHOLD", default_value_t = 5)]
+    pub core_fault_threshold: usize,
+
+    #[arg(long, env = "ORDERER_CORE_FAULTWINDOWSECS", default_value_t = 60)]
+    pub core_fault_window_secs: u64,
+
+    /// How many recent accepted envelopes each channel keeps for dry runs.
+    #[arg(long, env = "ORDERER_CORE_DRYRUNENVELOPES", default_value_t = 1000)]
+    pub core_dry_run_envelopes: usize,
 }
 
 impl StartArgs {
@@ -44,5 +77,21 @@ impl StartArgs {
             std::env::var("ORDERER_GENERAL_LISTENADDRESS").unwrap_or_else(|_| "127.0.0.1".into());
         let port = std::env::var("ORDERER_GENERAL_LISTENPORT").unwrap_or_else(|_| "7050".into());
         format!("{host}:{port}")
+    }
+}
+
+impl StartArgs {
+    /// The ordering core's limits and swap settings.
+    pub fn core_settings(&self) -> crate::hotswap::CoreSettings {
+        crate::hotswap::CoreSettings {
+            limits: crate::component::CoreLimits {
+                call_deadline: std::time::Duration::from_millis(self.core_call_deadline_ms),
+                memory_bytes: self.core_memory_limit_mib << 20,
+            },
+            fault_threshold: self.core_fault_threshold,
+            fault_window: std::time::Duration::from_secs(self.core_fault_window_secs),
+            recent_envelopes: self.core_dry_run_envelopes,
+            ..Default::default()
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! block builder run as a WebAssembly component. The binary is `orderer`; the modules
 //! are public so end-to-end tests and tools can sign and check like a client does.
 
+pub mod admin;
 pub mod blockwriter;
 pub mod bootstrap;
 pub mod broadcast;
@@ -13,7 +14,10 @@ pub mod configupdate;
 pub mod deliver;
 #[cfg(test)]
 mod determinism_tests;
+pub mod hotswap;
 pub mod identity;
 pub mod ledger;
+#[cfg(test)]
+mod policy_tests;
 pub mod registrar;
 pub mod server;

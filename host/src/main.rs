@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use orderer::{bootstrap, client, component, config, identity, registrar, server};
+use orderer::{admin, bootstrap, client, component, config, identity, registrar, server};
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -27,6 +27,8 @@ enum Command {
     Deliver(client::DeliverArgs),
     /// Read or update a channel's config (fetch-config, update, sign, submit).
     Channel(client::channel::ChannelArgs),
+    /// The core component a channel runs: status, load, rollback, dry-run.
+    Core(client::core::CoreArgs),
 }
 
 fn main() {
@@ -45,6 +47,7 @@ fn main() {
             Command::Broadcast(args) => client::broadcast(args).await,
             Command::Deliver(args) => client::deliver(args).await,
             Command::Channel(args) => client::channel::run(args).await,
+            Command::Core(args) => client::core::run(args).await,
         }
     });
     if let Err(e) = result {
@@ -77,15 +80,29 @@ async fn start(args: config::StartArgs) -> Result<()> {
         }
     };
     let signer = Arc::new(identity::Signer::from_msp_dir(&msp_dir, &msp_id)?);
-    let core = Arc::new(component::CoreComponent::builtin()?);
-    let (name, version) = core.describe()?;
-    tracing::info!("ordering core {name} {version} (wasm component)");
-
-    let registrar = Arc::new(registrar::Registrar::new(
-        args.data_dir.clone(),
-        core,
-        signer,
-    ));
+    let core_wasm = match &args.core_file {
+        Some(path) => {
+            std::fs::read(path).with_context(|| format!("core component {}", path.display()))?
+        }
+        None => component::BUILTIN_CORE.to_vec(),
+    };
+    let settings = args.core_settings();
+    let registrar = Arc::new(
+        tokio::task::block_in_place(|| {
+            registrar::Registrar::new(args.data_dir.clone(), signer, &core_wasm, settings)
+        })
+        .with_context(|| match &args.core_file {
+            Some(path) => format!("core component {}", path.display()),
+            None => "the built-in core component".to_string(),
+        })?,
+    );
+    let core = registrar.default_core();
+    tracing::info!(
+        "ordering core {} {} ({}, wasm component)",
+        core.name(),
+        core.version(),
+        core.sha256()
+    );
     registrar.open_existing()?;
     for path in &genesis_blocks {
         let bytes =
@@ -105,6 +122,11 @@ async fn start(args: config::StartArgs) -> Result<()> {
     for (channel, height) in registrar.channels() {
         println!("serving channel {channel} (height {height}) on {addr}");
     }
+    let admin = tokio::net::TcpListener::bind(&args.admin_listen)
+        .await
+        .with_context(|| format!("admin listen address {}", args.admin_listen))?;
+    println!("admin API on {}", admin.local_addr()?);
+    tokio::spawn(admin::serve(admin, registrar.clone()));
     println!("listening on {addr}");
     server::serve(listener, registrar).await
 }

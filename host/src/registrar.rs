@@ -4,7 +4,8 @@
 
 use crate::blockwriter::{BlockWriter, ConsenterMetadata};
 use crate::chain::{self, ChainHandle};
-use crate::component::{CoreChannel, CoreComponent};
+use crate::component::{ComponentCache, CoreChannel, CoreComponent, CoreFault};
+use crate::hotswap::{self, CoreSettings, CoreSlot, CoreState, DryRunVerdict, RecentEnvelopes};
 use crate::identity::Signer;
 use crate::ledger::Ledger;
 use anyhow::{Context, Result, anyhow, bail};
@@ -16,10 +17,14 @@ use prost::Message;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 pub struct Registrar {
     chains_dir: PathBuf,
+    /// The component every channel starts with (`--core`, else the built-in core).
     core: Arc<CoreComponent>,
+    cache: Arc<ComponentCache>,
+    settings: CoreSettings,
     signer: Arc<Signer>,
     chains: RwLock<BTreeMap<String, Arc<ChainSupport>>>,
 }
@@ -32,6 +37,10 @@ pub struct ChainSupport {
     pub validators: Arc<ValidatorPool>,
     /// Signs the CONFIG envelopes the orderer makes from config updates.
     pub signer: Arc<Signer>,
+    /// The core component in force, the ones it replaced, their faults.
+    pub core: Arc<CoreSlot>,
+    /// The last accepted envelopes, for dry runs of a candidate component.
+    pub recent: Arc<RecentEnvelopes>,
 }
 
 pub enum Joined {
@@ -40,13 +49,101 @@ pub enum Joined {
 }
 
 impl Registrar {
-    pub fn new(data_dir: PathBuf, core: Arc<CoreComponent>, signer: Arc<Signer>) -> Self {
-        Registrar {
+    /// `core_wasm` is the component every channel starts with; it is loaded through
+    /// the disk cache (`<data_dir>/components`), like every component after it.
+    /// Blocking (compiling takes ~100 ms on a cache miss).
+    pub fn new(
+        data_dir: PathBuf,
+        signer: Arc<Signer>,
+        core_wasm: &[u8],
+        settings: CoreSettings,
+    ) -> Result<Self> {
+        let cache = Arc::new(ComponentCache::new(data_dir.join("components")));
+        let core = Arc::new(
+            cache
+                .load(core_wasm, settings.limits)
+                .context("loading the ordering core component")?,
+        );
+        Ok(Registrar {
             chains_dir: data_dir.join("chains"),
             core,
+            cache,
+            settings,
             signer,
             chains: RwLock::default(),
-        }
+        })
+    }
+
+    /// The component channels start with.
+    pub fn default_core(&self) -> &Arc<CoreComponent> {
+        &self.core
+    }
+
+    /// The compiled-component cache (its hit and miss counts).
+    pub fn cache(&self) -> &ComponentCache {
+        &self.cache
+    }
+
+    fn support(&self, channel: &str) -> Result<Arc<ChainSupport>, String> {
+        self.get(channel)
+            .ok_or_else(|| format!("channel {channel} does not exist"))
+    }
+
+    /// Loads a component (compiled off the async runtime, or read from the cache),
+    /// self-checks it on the channel, and puts it in force. No change on error.
+    pub async fn load_core(&self, channel: &str, wasm: Vec<u8>) -> Result<CoreState, String> {
+        let support = self.support(channel)?;
+        let started = std::time::Instant::now();
+        let cache = self.cache.clone();
+        let limits = self.settings.limits;
+        let component = tokio::task::spawn_blocking(move || cache.load(&wasm, limits))
+            .await
+            .map_err(|e| format!("loading the component: {e}"))?
+            .map_err(|e| format!("{e:#}"))?;
+        let loaded = started.elapsed();
+        let state = hotswap::install(&support, Arc::new(component)).await?;
+        tracing::info!(
+            channel,
+            "core swap: loaded in {loaded:?}, in force {:?} after the request",
+            started.elapsed()
+        );
+        Ok(state)
+    }
+
+    /// Back to the component in force before the current one.
+    pub async fn rollback(&self, channel: &str) -> Result<CoreState, String> {
+        let support = self.support(channel)?;
+        hotswap::rollback(&support, None).await
+    }
+
+    /// The component in force on the channel, its faults and its predecessors.
+    pub fn core_state(&self, channel: &str) -> Result<CoreState, String> {
+        Ok(self.support(channel)?.core.state())
+    }
+
+    /// Which of the channel's recent accepted envelopes (the last N) the candidate
+    /// would reject, and why. Nothing changes.
+    pub async fn dry_run(
+        &self,
+        channel: &str,
+        wasm: Vec<u8>,
+    ) -> Result<Vec<DryRunVerdict>, String> {
+        let support = self.support(channel)?;
+        let recent = support.recent.snapshot();
+        let (config_block, _) = support.validators.config();
+        let tip = support
+            .ledger
+            .tip_header()
+            .unwrap_or_default()
+            .encode_to_vec();
+        let cache = self.cache.clone();
+        let limits = self.settings.limits;
+        tokio::task::spawn_blocking(move || {
+            let candidate = cache.load(&wasm, limits).map_err(|e| format!("{e:#}"))?;
+            hotswap::dry_run(&candidate, &config_block, &tip, &recent)
+        })
+        .await
+        .map_err(|e| format!("dry run: {e}"))?
     }
 
     /// Reopens every channel found in the ledger folder.
@@ -136,16 +233,26 @@ impl Registrar {
             .core
             .open_channel(&config_block, &tip_header)
             .with_context(|| format!("opening channel {channel_id} in the ordering core"))?;
+        let (slot, rollbacks) = CoreSlot::new(channel_id, self.core.clone(), self.settings.clone());
+        let recent = Arc::new(RecentEnvelopes::new(self.settings.recent_envelopes));
         let validators = Arc::new(ValidatorPool {
-            core: self.core.clone(),
             tip_header: tip_header.into(),
-            config: RwLock::new((config_block, config.sequence)),
+            state: RwLock::new(PoolState {
+                config_block,
+                sequence: config.sequence,
+                absolute_max_bytes: config.batch_size.absolute_max_bytes,
+                core: self.core.clone(),
+            }),
             idle: Mutex::default(),
+            slot: slot.clone(),
         });
         let writer = BlockWriter::new(self.signer.clone(), last_config, consenter);
         let chain = chain::start(chain::Solo {
             channel_id: channel_id.to_string(),
             core: cutter,
+            component: self.core.clone(),
+            slot: slot.clone(),
+            recent: recent.clone(),
             ledger: ledger.clone(),
             writer,
             validators: validators.clone(),
@@ -158,7 +265,10 @@ impl Registrar {
             chain,
             validators,
             signer: self.signer.clone(),
+            core: slot,
+            recent,
         });
+        supervise(Arc::downgrade(&support), rollbacks);
         self.chains
             .write()
             .unwrap()
@@ -188,45 +298,140 @@ fn consenter_metadata(config: &ChannelConfig) -> Result<ConsenterMetadata> {
     }
 }
 
+/// Rolls a channel back by itself when its component keeps faulting.
+fn supervise(support: std::sync::Weak<ChainSupport>, mut rollbacks: UnboundedReceiver<String>) {
+    tokio::spawn(async move {
+        while let Some(sha256) = rollbacks.recv().await {
+            let Some(support) = support.upgrade() else {
+                return;
+            };
+            tracing::error!(
+                channel = %support.channel_id,
+                "component {sha256} faulted too often; rolling back to the last good component"
+            );
+            if let Err(e) = hotswap::rollback(&support, Some(&sha256)).await {
+                tracing::error!(channel = %support.channel_id, "automatic rollback failed: {e}");
+            }
+        }
+    });
+}
+
 /// Core instances for validation, so Broadcast streams validate in parallel; the
 /// cutter's instance belongs to the chain task alone. A config block replaces the
-/// config: idle instances of the old one are dropped, busy ones finish their call.
+/// config, a swap replaces the component: idle instances of the old one are dropped,
+/// busy ones finish their call on it.
 pub struct ValidatorPool {
-    core: Arc<CoreComponent>,
     tip_header: Bytes,
-    /// The latest config block and its config sequence.
-    config: RwLock<(Bytes, u64)>,
-    idle: Mutex<Vec<(u64, CoreChannel)>>,
+    state: RwLock<PoolState>,
+    idle: Mutex<Vec<Idle>>,
+    /// Where faults are counted.
+    slot: Arc<CoreSlot>,
+}
+
+struct PoolState {
+    /// The latest config block.
+    config_block: Bytes,
+    /// Its config sequence.
+    sequence: u64,
+    /// Its `BatchSize.AbsoluteMaxBytes`.
+    absolute_max_bytes: u32,
+    /// The component in force.
+    core: Arc<CoreComponent>,
+}
+
+struct Idle {
+    sequence: u64,
+    core: Arc<CoreComponent>,
+    instance: CoreChannel,
 }
 
 impl ValidatorPool {
-    /// Runs `f` on an idle instance of the current config, opening one if needed.
+    /// Runs `f` on an idle instance of the current config and component, opening one
+    /// if needed. A fault is counted; the faulted instance is dropped. An error
+    /// holding a [`CoreFault`] means opening the instance faulted.
     pub fn with<R>(&self, f: impl FnOnce(&mut CoreChannel) -> R) -> Result<R> {
-        let (config_block, sequence) = self.config.read().unwrap().clone();
+        let (config_block, sequence, core) = {
+            let state = self.state.read().unwrap();
+            (
+                state.config_block.clone(),
+                state.sequence,
+                state.core.clone(),
+            )
+        };
         let idle = {
             let mut idle = self.idle.lock().unwrap();
-            idle.retain(|(seq, _)| *seq == sequence);
+            idle.retain(|i| i.sequence == sequence && Arc::ptr_eq(&i.core, &core));
             idle.pop()
         };
         let mut instance = match idle {
-            Some((_, instance)) => instance,
-            None => self.core.open_channel(&config_block, &self.tip_header)?,
+            Some(idle) => idle.instance,
+            None => match core.open_channel(&config_block, &self.tip_header) {
+                Ok(instance) => instance,
+                Err(e) => {
+                    if let Some(fault) = e.downcast_ref::<CoreFault>() {
+                        self.slot.record_fault(&core, fault);
+                    }
+                    return Err(e);
+                }
+            },
         };
         let out = f(&mut instance);
-        if !instance.is_faulted() {
-            self.idle.lock().unwrap().push((sequence, instance));
+        if let Some(fault) = instance.fault() {
+            self.slot.record_fault(&core, fault);
+            return Ok(out);
+        }
+        let current = {
+            let state = self.state.read().unwrap();
+            state.sequence == sequence && Arc::ptr_eq(&state.core, &core)
+        };
+        if current {
+            self.idle.lock().unwrap().push(Idle {
+                sequence,
+                core,
+                instance,
+            });
         }
         Ok(out)
     }
 
     /// A new config is in force (its block is in the ledger).
     pub fn reconfigure(&self, config_block: Bytes, sequence: u64) {
-        *self.config.write().unwrap() = (config_block, sequence);
+        let absolute_max_bytes = ChannelConfig::from_config_block(&config_block, &NativeCrypto)
+            .map(|config| config.batch_size.absolute_max_bytes)
+            .inspect_err(|e| tracing::error!("reading the new config natively: {e}"))
+            .ok();
+        {
+            let mut state = self.state.write().unwrap();
+            state.config_block = config_block;
+            state.sequence = sequence;
+            if let Some(max) = absolute_max_bytes {
+                state.absolute_max_bytes = max;
+            }
+        }
         self.idle.lock().unwrap().clear();
+    }
+
+    /// A new component is in force.
+    pub fn set_core(&self, core: Arc<CoreComponent>) {
+        self.state.write().unwrap().core = core;
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap());
+        drop(idle);
     }
 
     /// The sequence of the config validations run under.
     pub fn sequence(&self) -> u64 {
-        self.config.read().unwrap().1
+        self.state.read().unwrap().sequence
+    }
+
+    /// The channel's `BatchSize.AbsoluteMaxBytes`: Broadcast refuses bigger messages
+    /// before they enter the core.
+    pub fn absolute_max_bytes(&self) -> u32 {
+        self.state.read().unwrap().absolute_max_bytes
+    }
+
+    /// The latest config block and its sequence.
+    pub fn config(&self) -> (Bytes, u64) {
+        let state = self.state.read().unwrap();
+        (state.config_block.clone(), state.sequence)
     }
 }

@@ -7,4 +7,5 @@ mod cli;
 mod config;
 mod deliver;
 mod fixture;
+mod hotswap;
 mod restart;

@@ -4,6 +4,7 @@
 //! and updates a channel's config.
 
 pub mod channel;
+pub mod core;
 
 use crate::identity::Signer;
 use crate::server::MAX_MESSAGE_BYTES;

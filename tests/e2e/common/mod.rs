@@ -34,6 +34,8 @@ pub const ORG1_ADMIN_MSP: &str =
 pub struct Orderer {
     child: Child,
     pub addr: String,
+    /// The admin listener (core component API).
+    pub admin: String,
     pub data_dir: PathBuf,
     pub stdout: Vec<String>,
 }
@@ -47,7 +49,14 @@ impl Orderer {
             .open(data_dir.join("orderer.log"))
             .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_orderer"))
-            .args(["start", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "start",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .args(extra)
             .env_remove("ORDERER_GENERAL_LOCALMSPDIR")
@@ -58,12 +67,16 @@ impl Orderer {
             .expect("start the orderer binary");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut stdout = Vec::new();
+        let mut admin = String::new();
         let addr = loop {
             let Some(Ok(line)) = lines.next() else {
                 let log = std::fs::read_to_string(data_dir.join("orderer.log")).unwrap_or_default();
                 panic!("orderer exited before listening; stdout {stdout:?}; log:\n{log}");
             };
             stdout.push(line.clone());
+            if let Some(addr) = line.strip_prefix("admin API on ") {
+                admin = addr.trim().to_string();
+            }
             if let Some(addr) = line.strip_prefix("listening on ") {
                 break addr.trim().to_string();
             }
@@ -72,6 +85,7 @@ impl Orderer {
         Orderer {
             child,
             addr,
+            admin,
             data_dir: data_dir.to_path_buf(),
             stdout,
         }

@@ -1,0 +1,99 @@
+//! The admin listener: which core component each channel runs, and swapping it
+//! while serving (`/core/v1/channels/{channel}`), with JSON answers.
+
+use crate::registrar::Registrar;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use std::sync::Arc;
+
+/// Components are a few MB; Fabric's participation API takes 1 MB config blocks,
+/// a component needs more room.
+const MAX_COMPONENT_BYTES: usize = 64 * 1024 * 1024;
+
+pub fn router(registrar: Arc<Registrar>) -> Router {
+    Router::new()
+        .route("/core/v1/channels/{channel}", get(status).put(load))
+        .route("/core/v1/channels/{channel}/rollback", post(rollback))
+        .route("/core/v1/channels/{channel}/dry-run", post(dry_run))
+        .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES))
+        .with_state(registrar)
+}
+
+/// Serves until the process ends.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    registrar: Arc<Registrar>,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router(registrar)).await?;
+    Ok(())
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    (status, Json(json!({ "error": message.to_string() }))).into_response()
+}
+
+/// The 404 answer for a channel this orderer does not serve.
+fn unknown(registrar: &Registrar, channel: &str) -> Option<Response> {
+    registrar.get(channel).is_none().then(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("channel {channel} does not exist"),
+        )
+    })
+}
+
+async fn status(State(registrar): State<Arc<Registrar>>, Path(channel): Path<String>) -> Response {
+    if let Some(response) = unknown(&registrar, &channel) {
+        return response;
+    }
+    match registrar.core_state(&channel) {
+        Ok(state) => Json(state).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn load(
+    State(registrar): State<Arc<Registrar>>,
+    Path(channel): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Some(response) = unknown(&registrar, &channel) {
+        return response;
+    }
+    match registrar.load_core(&channel, body.to_vec()).await {
+        Ok(state) => Json(state).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn rollback(
+    State(registrar): State<Arc<Registrar>>,
+    Path(channel): Path<String>,
+) -> Response {
+    if let Some(response) = unknown(&registrar, &channel) {
+        return response;
+    }
+    match registrar.rollback(&channel).await {
+        Ok(state) => Json(state).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn dry_run(
+    State(registrar): State<Arc<Registrar>>,
+    Path(channel): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Some(response) = unknown(&registrar, &channel) {
+        return response;
+    }
+    match registrar.dry_run(&channel, body.to_vec()).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
