@@ -428,9 +428,7 @@ pub mod testkit {
     }
 
     pub fn fabric_path(rel: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fabric")
-            .join(rel)
+        PathBuf::from(env!("FABRIC_FIXTURES")).join(rel)
     }
 
     pub fn read(rel: &str) -> Vec<u8> {
