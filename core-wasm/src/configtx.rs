@@ -28,7 +28,7 @@ use prost::Message;
 
 use crate::config::ChannelConfig;
 use crate::crypto::Crypto;
-use crate::filters::{self, ERR_PERMISSION_DENIED, ParsedEnvelope};
+use crate::filters::{self, ParsedEnvelope};
 use crate::policies::SignedData;
 use crate::rejection::Rejection;
 
@@ -43,10 +43,6 @@ const HACKY_FIX_ORDERER_CAPABILITIES: &str = "[Value]  /Channel/Orderer/Capabili
 const HACKY_FIX_NEW_MOD_POLICY: &str = "Admins";
 /// `configtx.MaxLength`.
 const MAX_ID_LENGTH: usize = 249;
-
-/// `/Channel/Writers` and, in maintenance mode, `/Channel/Orderer/Writers`.
-const CHANNEL_WRITERS: &str = "/Channel/Writers";
-const CHANNEL_ORDERER_WRITERS: &str = "/Channel/Orderer/Writers";
 
 /// One element of a config tree (Fabric's `comparable`).
 #[derive(Clone, Copy, Debug)]
@@ -548,56 +544,7 @@ fn apply_filters(
     now_unix_nanos: u64,
     crypto: &dyn Crypto,
 ) -> Result<(), Rejection> {
-    let env = &parsed.envelope;
-    if env.payload.is_empty() {
-        return Err(Rejection::bad_request(filters::ERR_EMPTY_MESSAGE));
-    }
-    let size = env.payload.len() as u64 + env.signature.len() as u64;
-    let max = config.batch_size.absolute_max_bytes;
-    if size > u64::from(max) {
-        return Err(Rejection::bad_request(format!(
-            "message payload is {} bytes and exceeds maximum allowed {max} bytes",
-            size as u32
-        )));
-    }
-    let creator = parsed
-        .payload
-        .header
-        .as_ref()
-        .ok_or_else(|| "Missing Header".to_string())
-        .and_then(|h| {
-            SignatureHeader::decode(h.signature_header.as_ref())
-                .map(|s| s.creator)
-                .map_err(|e| format!("GetSignatureHeaderFromBytes failed, err {e}"))
-        })
-        .map_err(|e| {
-            Rejection::bad_request(format!("could not convert message to signedData: {e}"))
-        })?;
-    if config.expiration_check()
-        && let Ok(id) = config.msps.creator(&creator)
-        && now_unix_nanos >= id.not_after_unix_nanos()
-    {
-        return Err(Rejection::bad_request(filters::ERR_IDENTITY_EXPIRED));
-    }
-    let policy = if config.consensus.maintenance {
-        CHANNEL_ORDERER_WRITERS
-    } else {
-        CHANNEL_WRITERS
-    };
-    if !config.policies.contains(policy) {
-        return Err(Rejection::bad_request(format!(
-            "could not find policy {policy}"
-        )));
-    }
-    let signed = [SignedData {
-        data: &env.payload,
-        identity: &creator,
-        signature: &env.signature,
-    }];
-    config
-        .policies
-        .evaluate(policy, &signed, &config.msps, now_unix_nanos, crypto)
-        .map_err(|e| Rejection::forbidden(format!("{e}: {ERR_PERMISSION_DENIED}")))
+    filters::apply_filters(config, parsed, now_unix_nanos, crypto).map(drop)
 }
 
 fn with_message(r: Rejection, message: &str) -> Rejection {

@@ -233,7 +233,7 @@ pub fn validate_accepted(
 
 /// `msgprocessor.CreateStandardChannelFilters`: empty, size, expiration, signature.
 /// Returns the creator (serialized, and as read by the MSPs).
-fn apply_filters(
+pub(crate) fn apply_filters(
     config: &ChannelConfig,
     parsed: &ParsedEnvelope,
     now_unix_nanos: u64,
