@@ -37,6 +37,14 @@ fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
     (status, Json(json!({ "error": message.to_string() }))).into_response()
 }
 
+/// 200 with the JSON of `result`, or `failure` with its error.
+fn answer<T: serde::Serialize>(result: Result<T, String>, failure: StatusCode) -> Response {
+    match result {
+        Ok(value) => Json(value).into_response(),
+        Err(e) => error(failure, e),
+    }
+}
+
 /// The 404 answer for a channel this orderer does not serve.
 fn unknown(registrar: &Registrar, channel: &str) -> Option<Response> {
     registrar.get(channel).is_none().then(|| {
@@ -51,10 +59,10 @@ async fn status(State(registrar): State<Arc<Registrar>>, Path(channel): Path<Str
     if let Some(response) = unknown(&registrar, &channel) {
         return response;
     }
-    match registrar.core_state(&channel) {
-        Ok(state) => Json(state).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
-    }
+    answer(
+        registrar.core_state(&channel),
+        StatusCode::INTERNAL_SERVER_ERROR,
+    )
 }
 
 async fn load(
@@ -65,10 +73,10 @@ async fn load(
     if let Some(response) = unknown(&registrar, &channel) {
         return response;
     }
-    match registrar.load_core(&channel, body.to_vec()).await {
-        Ok(state) => Json(state).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
-    }
+    answer(
+        registrar.load_core(&channel, body.to_vec()).await,
+        StatusCode::BAD_REQUEST,
+    )
 }
 
 async fn rollback(
@@ -78,10 +86,7 @@ async fn rollback(
     if let Some(response) = unknown(&registrar, &channel) {
         return response;
     }
-    match registrar.rollback(&channel).await {
-        Ok(state) => Json(state).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
-    }
+    answer(registrar.rollback(&channel).await, StatusCode::BAD_REQUEST)
 }
 
 async fn dry_run(
@@ -92,8 +97,8 @@ async fn dry_run(
     if let Some(response) = unknown(&registrar, &channel) {
         return response;
     }
-    match registrar.dry_run(&channel, body.to_vec()).await {
-        Ok(report) => Json(report).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
-    }
+    answer(
+        registrar.dry_run(&channel, body.to_vec()).await,
+        StatusCode::BAD_REQUEST,
+    )
 }

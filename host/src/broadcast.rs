@@ -79,7 +79,7 @@ pub async fn process(registrar: &Registrar, envelope: Envelope) -> Result<(), Re
         )));
     }
 
-    let raw = bytes::Bytes::from(envelope.encode_to_vec());
+    let raw = Bytes::from(envelope.encode_to_vec());
     let now = now_unix_nanos();
     let verdict = in_core(&support, |c| c.validate(&raw, now))?;
     let ordered = if verdict.is_config_update {
