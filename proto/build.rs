@@ -30,8 +30,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let grpc = std::env::var_os("CARGO_FEATURE_GRPC").is_some();
     tonic_prost_build::configure()
-        .build_server(grpc)
+        .build_server(false)
         .build_client(grpc)
         .compile_fds_with_config(fds, config)?;
+    if grpc {
+        server();
+    }
     Ok(())
+}
+
+/// The AtomicBroadcast server, generated from this description rather than from
+/// ab.proto so that Deliver can send blocks the ledger already holds encoded
+/// (`EncodedDeliverResponse`, the same bytes on the wire as `DeliverResponse`).
+fn server() {
+    use tonic_build::manual::{Builder, Method, Service};
+    let method = |name: &str, route: &str, output: &str| {
+        Method::builder()
+            .name(name)
+            .route_name(route)
+            .input_type("crate::common::Envelope")
+            .output_type(output)
+            .codec_path("tonic_prost::ProstCodec")
+            .client_streaming()
+            .server_streaming()
+            .build()
+    };
+    let service = Service::builder()
+        .name("AtomicBroadcast")
+        .package("orderer")
+        .method(method(
+            "broadcast",
+            "Broadcast",
+            "crate::orderer::BroadcastResponse",
+        ))
+        .method(method(
+            "deliver",
+            "Deliver",
+            "crate::orderer::EncodedDeliverResponse",
+        ))
+        .build();
+    Builder::new()
+        .build_client(false)
+        .build_server(true)
+        .compile(&[service]);
 }

@@ -18,6 +18,8 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceAny, ResourceTable
 use wasmtime::{Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+mod native;
+
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "ordering-core",
@@ -380,10 +382,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     result
 }
 
-/// A compiled core, ready to instantiate many times. Named by the SHA-256 of its
-/// bytes; name and version are what it answered to `describe` when loaded.
+/// A core ready to instantiate many times: a compiled component, named by the
+/// SHA-256 of its bytes, or the core crate linked into the host (`--native-core`).
+/// Name and version are what it answered to `describe` when loaded.
 pub struct CoreComponent {
-    pre: OrderingCorePre<HostState>,
+    runtime: Runtime,
     sha256: String,
     name: String,
     version: String,
@@ -391,6 +394,17 @@ pub struct CoreComponent {
     /// "name version (sha256 prefix)", for fault texts and logs.
     label: Arc<str>,
 }
+
+enum Runtime {
+    Wasm(Box<OrderingCorePre<HostState>>),
+    /// The built-in core's code compiled into the host: what the wasm build costs is
+    /// measured against it. Panics are still caught as faults; deadlines and memory
+    /// limits do not apply.
+    Native,
+}
+
+/// What the natively linked core goes by where a component has its SHA-256.
+pub const NATIVE_CORE_ID: &str = "native";
 
 impl std::fmt::Debug for CoreComponent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -414,6 +428,19 @@ impl CoreComponent {
         Self::new(BUILTIN_CORE)
     }
 
+    /// The built-in core linked natively (no policy, like the built-in component).
+    pub fn native() -> Self {
+        let (name, version) = native::describe();
+        CoreComponent {
+            runtime: Runtime::Native,
+            label: format!("{name} {version} ({NATIVE_CORE_ID})").into(),
+            sha256: NATIVE_CORE_ID.into(),
+            name,
+            version,
+            limits: CoreLimits::default(),
+        }
+    }
+
     fn from_component(component: &Component, sha256: String, limits: CoreLimits) -> Result<Self> {
         let pre = linker()
             .instantiate_pre(component)
@@ -421,7 +448,7 @@ impl CoreComponent {
         let pre = OrderingCorePre::new(pre)
             .map_err(|e| anyhow::anyhow!("the component does not export the core: {e}"))?;
         let mut core = CoreComponent {
-            pre,
+            runtime: Runtime::Wasm(Box::new(pre)),
             label: sha256[..12].into(),
             sha256,
             name: String::new(),
@@ -437,7 +464,7 @@ impl CoreComponent {
         Ok(core)
     }
 
-    /// The SHA-256 of the component's bytes, hex.
+    /// The SHA-256 of the component's bytes, hex ([`NATIVE_CORE_ID`] for the native core).
     pub fn sha256(&self) -> &str {
         &self.sha256
     }
@@ -454,9 +481,17 @@ impl CoreComponent {
         self.limits
     }
 
+    /// Whether this is the natively linked core rather than a wasm component.
+    pub fn is_native(&self) -> bool {
+        matches!(self.runtime, Runtime::Native)
+    }
+
     /// Name and version the component reports (asked again, under the limits).
     pub fn describe(&self) -> Result<(String, String), CoreFault> {
-        let (mut store, bindings) = self.instantiate()?;
+        let Runtime::Wasm(pre) = &self.runtime else {
+            return Ok(native::describe());
+        };
+        let (mut store, bindings) = self.instantiate(pre)?;
         store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
         bindings
             .fabric_orderer_core()
@@ -464,7 +499,10 @@ impl CoreComponent {
             .map_err(|e| classify(e, &store, &self.label, self.limits))
     }
 
-    fn instantiate(&self) -> Result<(Store<HostState>, OrderingCore), CoreFault> {
+    fn instantiate(
+        &self,
+        pre: &OrderingCorePre<HostState>,
+    ) -> Result<(Store<HostState>, OrderingCore), CoreFault> {
         let state = HostState {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
@@ -473,7 +511,7 @@ impl CoreComponent {
         let mut store = Store::new(engine(), state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
-        match self.pre.instantiate(&mut store) {
+        match pre.instantiate(&mut store) {
             Ok(bindings) => Ok((store, bindings)),
             Err(e) => Err(classify(e, &store, &self.label, self.limits)),
         }
@@ -482,19 +520,30 @@ impl CoreComponent {
     /// Opens one channel instance from its latest config block and tip header.
     /// A fault comes back as a [`CoreFault`] inside the error.
     pub fn open_channel(&self, config_block: &[u8], tip_header: &[u8]) -> Result<CoreChannel> {
-        let (mut store, bindings) = self.instantiate()?;
-        store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
-        let opened = bindings
-            .fabric_orderer_core()
-            .channel()
-            .call_open(&mut store, config_block, tip_header)
-            .map_err(|e| classify(e, &store, &self.label, self.limits))?;
-        let channel = opened.map_err(|r| anyhow::anyhow!("{}", to_rejection(r)))?;
+        let instance = match &self.runtime {
+            Runtime::Native => {
+                let channel = native::open(config_block, tip_header, &self.label)?;
+                Instance::Native(Box::new(channel))
+            }
+            Runtime::Wasm(pre) => {
+                let (mut store, bindings) = self.instantiate(pre)?;
+                store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
+                let opened = bindings
+                    .fabric_orderer_core()
+                    .channel()
+                    .call_open(&mut store, config_block, tip_header)
+                    .map_err(|e| classify(e, &store, &self.label, self.limits))?;
+                let channel = opened.map_err(|r| anyhow::anyhow!("{}", to_rejection(r)))?;
+                Instance::Wasm(Box::new(WasmInstance {
+                    store,
+                    bindings,
+                    channel,
+                    deadline: deadline_ticks(self.limits.call_deadline),
+                }))
+            }
+        };
         Ok(CoreChannel {
-            store,
-            bindings,
-            channel,
-            deadline: deadline_ticks(self.limits.call_deadline),
+            instance,
             limits: self.limits,
             label: self.label.clone(),
             fault: None,
@@ -546,26 +595,36 @@ fn classify(
 
 /// One instance of the core holding one channel's state.
 pub struct CoreChannel {
-    store: Store<HostState>,
-    bindings: OrderingCore,
-    channel: ResourceAny,
-    /// Epoch ticks each call may run.
-    deadline: u64,
+    instance: Instance,
     limits: CoreLimits,
     label: Arc<str>,
     /// A fault leaves a component instance unusable: it is dropped, not reused.
     fault: Option<CoreFault>,
 }
 
+enum Instance {
+    Wasm(Box<WasmInstance>),
+    Native(Box<native::NativeChannel>),
+}
+
+struct WasmInstance {
+    store: Store<HostState>,
+    bindings: OrderingCore,
+    channel: ResourceAny,
+    /// Epoch ticks each call may run.
+    deadline: u64,
+}
+
 /// A block the core cut: the encoded block without metadata, and the DER header.
 pub type CoreBlock = BuiltBlock;
 
 impl CoreChannel {
-    /// Runs one call under the deadline; a failure is a fault, and the instance is
-    /// not called again.
+    /// Runs one call, in the component under the deadline or natively; a failure (a
+    /// trap, a panic) is a fault, and the instance is not called again.
     fn call<T>(
         &mut self,
-        f: impl FnOnce(&mut Store<HostState>, &OrderingCore, ResourceAny) -> wasmtime::Result<T>,
+        wasm: impl FnOnce(&mut Store<HostState>, &OrderingCore, ResourceAny) -> wasmtime::Result<T>,
+        native: impl FnOnce(&mut native::NativeChannel) -> T,
     ) -> Result<T, CoreFault> {
         if let Some(fault) = &self.fault {
             return Err(CoreFault {
@@ -573,39 +632,46 @@ impl CoreChannel {
                 detail: format!("{}: instance unusable after an earlier fault", self.label),
             });
         }
-        self.store.set_epoch_deadline(self.deadline);
-        match f(&mut self.store, &self.bindings, self.channel) {
-            Ok(out) => Ok(out),
-            Err(e) => {
-                let fault = classify(e, &self.store, &self.label, self.limits);
-                tracing::error!("{fault}");
-                self.fault = Some(fault.clone());
-                Err(fault)
+        let result = match &mut self.instance {
+            Instance::Native(channel) => native::call(channel, native, &self.label),
+            Instance::Wasm(w) => {
+                w.store.set_epoch_deadline(w.deadline);
+                wasm(&mut w.store, &w.bindings, w.channel)
+                    .map_err(|e| classify(e, &w.store, &self.label, self.limits))
             }
-        }
+        };
+        result.inspect_err(|fault| {
+            tracing::error!("{fault}");
+            self.fault = Some(fault.clone());
+        })
     }
 
     /// Validation-side calls: a fault is answered like a rejection.
     fn answer<T>(
         &mut self,
-        f: impl FnOnce(
+        wasm: impl FnOnce(
             &mut Store<HostState>,
             &OrderingCore,
             ResourceAny,
         ) -> wasmtime::Result<Result<T, WitRejection>>,
+        native: impl FnOnce(&mut native::NativeChannel) -> Result<T, Rejection>,
     ) -> Result<T, Rejection> {
-        match self.call(f) {
+        let native = |c: &mut native::NativeChannel| native(c).map_err(native::rejection);
+        match self.call(wasm, native) {
             Ok(answer) => answer.map_err(to_rejection),
             Err(fault) => Err(fault.to_rejection()),
         }
     }
 
     pub fn validate(&mut self, envelope: &[u8], now_unix_nanos: u64) -> Result<Verdict, Rejection> {
-        self.answer(|store, b, ch| {
-            b.fabric_orderer_core()
-                .channel()
-                .call_validate(store, ch, envelope, now_unix_nanos)
-        })
+        self.answer(
+            |store, b, ch| {
+                b.fabric_orderer_core()
+                    .channel()
+                    .call_validate(store, ch, envelope, now_unix_nanos)
+            },
+            |c| c.validate(envelope, now_unix_nanos).map(native::verdict),
+        )
     }
 
     /// Ok: the creator certificate's NotAfter, in unix nanos.
@@ -614,14 +680,17 @@ impl CoreChannel {
         envelope: &[u8],
         now_unix_nanos: u64,
     ) -> Result<u64, Rejection> {
-        self.answer(|store, b, ch| {
-            b.fabric_orderer_core().channel().call_authorize_deliver(
-                store,
-                ch,
-                envelope,
-                now_unix_nanos,
-            )
-        })
+        self.answer(
+            |store, b, ch| {
+                b.fabric_orderer_core().channel().call_authorize_deliver(
+                    store,
+                    ch,
+                    envelope,
+                    now_unix_nanos,
+                )
+            },
+            |c| c.authorize_deliver(envelope, now_unix_nanos),
+        )
     }
 
     pub fn is_faulted(&self) -> bool {
@@ -639,11 +708,14 @@ impl CoreChannel {
         envelope: &[u8],
         now_unix_nanos: u64,
     ) -> Result<Vec<u8>, Rejection> {
-        self.answer(|store, b, ch| {
-            b.fabric_orderer_core()
-                .channel()
-                .call_propose_config_update(store, ch, envelope, now_unix_nanos)
-        })
+        self.answer(
+            |store, b, ch| {
+                b.fabric_orderer_core()
+                    .channel()
+                    .call_propose_config_update(store, ch, envelope, now_unix_nanos)
+            },
+            |c| c.propose_config_update(envelope, now_unix_nanos),
+        )
     }
 
     pub fn validate_config(
@@ -651,22 +723,31 @@ impl CoreChannel {
         envelope: &[u8],
         now_unix_nanos: u64,
     ) -> Result<Verdict, Rejection> {
-        self.answer(|store, b, ch| {
-            b.fabric_orderer_core().channel().call_validate_config(
-                store,
-                ch,
-                envelope,
-                now_unix_nanos,
-            )
-        })
+        self.answer(
+            |store, b, ch| {
+                b.fabric_orderer_core().channel().call_validate_config(
+                    store,
+                    ch,
+                    envelope,
+                    now_unix_nanos,
+                )
+            },
+            |c| {
+                c.validate_config(envelope, now_unix_nanos)
+                    .map(native::verdict)
+            },
+        )
     }
 
     pub fn config_sequence(&mut self) -> Result<u64, CoreFault> {
-        self.call(|store, b, ch| {
-            b.fabric_orderer_core()
-                .channel()
-                .call_config_sequence(store, ch)
-        })
+        self.call(
+            |store, b, ch| {
+                b.fabric_orderer_core()
+                    .channel()
+                    .call_config_sequence(store, ch)
+            },
+            |c| c.config_sequence(),
+        )
     }
 
     pub fn order(
@@ -675,32 +756,44 @@ impl CoreChannel {
         config_seq: u64,
         now_unix_nanos: u64,
     ) -> Result<Cut, CoreFault> {
-        self.call(|store, b, ch| {
-            b.fabric_orderer_core().channel().call_order(
-                store,
-                ch,
-                envelope,
-                config_seq,
-                now_unix_nanos,
-            )
-        })
+        self.call(
+            |store, b, ch| {
+                b.fabric_orderer_core().channel().call_order(
+                    store,
+                    ch,
+                    envelope,
+                    config_seq,
+                    now_unix_nanos,
+                )
+            },
+            |c| native::cut(c.order(envelope, config_seq, now_unix_nanos)),
+        )
     }
 
     pub fn cut(&mut self) -> Result<Option<CoreBlock>, CoreFault> {
-        self.call(|store, b, ch| b.fabric_orderer_core().channel().call_cut(store, ch))
+        self.call(
+            |store, b, ch| b.fabric_orderer_core().channel().call_cut(store, ch),
+            |c| c.cut().map(native::built_block),
+        )
     }
 
     pub fn batch_timeout_ms(&mut self) -> Result<u64, CoreFault> {
-        self.call(|store, b, ch| {
-            b.fabric_orderer_core()
-                .channel()
-                .call_batch_timeout_ms(store, ch)
-        })
+        self.call(
+            |store, b, ch| {
+                b.fabric_orderer_core()
+                    .channel()
+                    .call_batch_timeout_ms(store, ch)
+            },
+            |c| c.batch_timeout_ms(),
+        )
     }
 
     /// The envelopes pending in the cutter, in order (moved across on a hot swap).
     pub fn pending(&mut self) -> Result<Vec<Vec<u8>>, CoreFault> {
-        self.call(|store, b, ch| b.fabric_orderer_core().channel().call_pending(store, ch))
+        self.call(
+            |store, b, ch| b.fabric_orderer_core().channel().call_pending(store, ch),
+            |c| c.pending_envelopes(),
+        )
     }
 }
 

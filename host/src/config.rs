@@ -46,6 +46,11 @@ pub struct StartArgs {
     #[arg(long = "core", env = "ORDERER_CORE_FILE")]
     pub core_file: Option<PathBuf>,
 
+    /// Link the built-in core natively instead of running it as a wasm component:
+    /// to measure what wasm costs. Components can still be swapped in later.
+    #[arg(long, env = "ORDERER_CORE_NATIVE", conflicts_with = "core_file")]
+    pub native_core: bool,
+
     /// Wall-clock budget of one call into the core component, in milliseconds.
     #[arg(long, env = "ORDERER_CORE_CALLDEADLINEMS", default_value_t = 200)]
     pub core_call_deadline_ms: u64,

@@ -5,17 +5,16 @@
 
 use crate::chain::now_unix_nanos;
 use crate::registrar::{ChainSupport, Registrar};
-use fabric_protos::common::{Block, ChannelHeader, Envelope, Payload, SignatureHeader, Status};
+use fabric_protos::common::{ChannelHeader, Envelope, Payload, SignatureHeader, Status};
 use fabric_protos::orderer::seek_info::{SeekBehavior, SeekErrorResponse};
-use fabric_protos::orderer::{
-    DeliverResponse, SeekInfo, SeekPosition, deliver_response, seek_position,
-};
+use fabric_protos::orderer::{EncodedDeliverResponse, SeekInfo, SeekPosition, seek_position};
 use prost::Message;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tonic::Streaming;
 
-pub type Responses = mpsc::Sender<Result<DeliverResponse, tonic::Status>>;
+/// Blocks go out as the ledger holds them: one encoding shared by every stream.
+pub type Responses = mpsc::Sender<Result<EncodedDeliverResponse, tonic::Status>>;
 
 /// Fabric's default `General.Authentication.TimeWindow`.
 const TIME_WINDOW_NANOS: u64 = 15 * 60 * 1_000_000_000;
@@ -38,9 +37,7 @@ pub async fn handle(
         let Some(status) = deliver_blocks(&registrar, &envelope, &responses).await else {
             return;
         };
-        let response = DeliverResponse {
-            r#type: Some(deliver_response::Type::Status(status as i32)),
-        };
+        let response = EncodedDeliverResponse::Status(status as i32);
         if responses.send(Ok(response)).await.is_err() || status != Status::Success {
             return;
         }
@@ -209,11 +206,10 @@ async fn stream_range(
         if let Err(status) = session.evaluate(support) {
             return Some(status);
         }
-        let block = Block::decode(raw).ok()?;
-        let response = DeliverResponse {
-            r#type: Some(deliver_response::Type::Block(block)),
-        };
-        responses.send(Ok(response)).await.ok()?;
+        responses
+            .send(Ok(EncodedDeliverResponse::Block(raw)))
+            .await
+            .ok()?;
         if number == stop_number {
             return Some(Status::Success);
         }

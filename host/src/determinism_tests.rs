@@ -1,5 +1,6 @@
 //! The same inputs give the same answers and the same blocks in the native core and in
-//! the wasm component the orderer runs (DESIGN.md: "Deterministic and sans-IO").
+//! the wasm component the orderer runs, and in the core linked into the host
+//! (`--native-core`) (DESIGN.md: "Deterministic and sans-IO").
 //!
 //! Both open the fixture channel at its genesis block and get the same envelopes at the
 //! same `now`: the envelopes of the fixture blocks 1-3, a batch of freshly signed ones,
@@ -163,6 +164,8 @@ fn native_and_wasm_cores_agree_byte_for_byte() -> Result<()> {
     let mut native = Channel::open(NativeCrypto, &genesis, &tip).expect("native open");
     let component = CoreComponent::builtin()?;
     let mut wasm: CoreChannel = component.open_channel(&genesis, &tip)?;
+    // The same core linked into the host (`--native-core`), with the host's crypto.
+    let mut linked: CoreChannel = CoreComponent::native().open_channel(&genesis, &tip)?;
 
     assert_eq!(native.batch_timeout_ms(), wasm.batch_timeout_ms()?);
 
@@ -174,6 +177,11 @@ fn native_and_wasm_cores_agree_byte_for_byte() -> Result<()> {
         let label = &input.label;
         let native_verdict = native.validate(&input.envelope, now);
         let wasm_verdict = wasm.validate(&input.envelope, now);
+        assert_eq!(
+            format!("{:?}", linked.validate(&input.envelope, now)),
+            format!("{wasm_verdict:?}"),
+            "{label}: linked core's verdict differs"
+        );
         let config_seq = match (native_verdict, wasm_verdict) {
             (Ok(n), Ok(w)) => {
                 assert_eq!(
@@ -196,11 +204,15 @@ fn native_and_wasm_cores_agree_byte_for_byte() -> Result<()> {
 
         let n = native.order(&input.envelope, config_seq, now);
         let w = wasm.order(&input.envelope, config_seq, now)?;
+        let l = linked.order(&input.envelope, config_seq, now)?;
+        assert_eq!(l.pending, w.pending, "{label}: linked pending differs");
+        let l: Vec<Built> = l.blocks.into_iter().map(wasm_built).collect();
         assert_eq!(n.dropped, None, "{label}: dropped natively");
         assert_eq!(n.pending, w.pending, "{label}: pending differs");
         let n: Vec<Built> = n.blocks.into_iter().map(native_built).collect();
         let w: Vec<Built> = w.blocks.into_iter().map(wasm_built).collect();
         assert_eq!(n, w, "{label}: cut blocks differ");
+        assert_eq!(l, w, "{label}: linked core's blocks differ");
         blocks += n.len();
         full_blocks += n.iter().filter(|b| tx_count(&b.2) == 500).count();
 
@@ -208,12 +220,18 @@ fn native_and_wasm_cores_agree_byte_for_byte() -> Result<()> {
             let n = native.cut().map(native_built);
             let w = wasm.cut()?.map(wasm_built);
             assert_eq!(n, w, "{label}: timer cut differs");
+            assert_eq!(
+                linked.cut()?.map(wasm_built),
+                w,
+                "{label}: linked timer cut"
+            );
             blocks += usize::from(n.is_some());
         }
     }
     let n = native.cut().map(native_built);
     let w = wasm.cut()?.map(wasm_built);
     assert_eq!(n, w, "final cut differs");
+    assert_eq!(linked.cut()?.map(wasm_built), w, "linked final cut differs");
     blocks += usize::from(n.is_some());
     assert_eq!(native.cut().map(native_built), wasm.cut()?.map(wasm_built));
 

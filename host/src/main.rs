@@ -21,8 +21,10 @@ struct Cli {
 enum Command {
     /// Run the orderer (no flags: the embedded dev default).
     Start(config::StartArgs),
-    /// Send signed envelopes and report acks/s and status counts.
-    Broadcast(client::BroadcastArgs),
+    /// Send signed envelopes and report acks/s and status counts on one line.
+    Broadcast(client::bench::LoadArgs),
+    /// Measure an orderer: acks/s, delivered/s, ack latency, its CPU and peak RSS.
+    Bench(client::bench::BenchArgs),
     /// Fetch blocks, verifying the hash chain and the orderer signatures.
     Deliver(client::DeliverArgs),
     /// Read or update a channel's config (fetch-config, update, sign, submit).
@@ -44,7 +46,8 @@ fn main() {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Start(args) => start(args).await,
-            Command::Broadcast(args) => client::broadcast(args).await,
+            Command::Broadcast(args) => client::bench::broadcast(args).await,
+            Command::Bench(args) => client::bench::bench(args).await,
             Command::Deliver(args) => client::deliver(args).await,
             Command::Channel(args) => client::channel::run(args).await,
             Command::Core(args) => client::core::run(args).await,
@@ -80,28 +83,39 @@ async fn start(args: config::StartArgs) -> Result<()> {
         }
     };
     let signer = Arc::new(identity::Signer::from_msp_dir(&msp_dir, &msp_id)?);
-    let core_wasm = match &args.core_file {
-        Some(path) => {
-            std::fs::read(path).with_context(|| format!("core component {}", path.display()))?
-        }
-        None => component::BUILTIN_CORE.to_vec(),
-    };
     let settings = args.core_settings();
-    let registrar = Arc::new(
+    let registrar = Arc::new(if args.native_core {
+        let cache = component::ComponentCache::new(args.data_dir.join("components"));
+        let core = component::CoreComponent::native();
+        registrar::Registrar::with_core(args.data_dir.clone(), signer, core, cache, settings)
+    } else {
+        let (core_wasm, what) = match &args.core_file {
+            Some(path) => (
+                std::fs::read(path)
+                    .with_context(|| format!("core component {}", path.display()))?,
+                format!("core component {}", path.display()),
+            ),
+            None => (
+                component::BUILTIN_CORE.to_vec(),
+                "the built-in core component".to_string(),
+            ),
+        };
         tokio::task::block_in_place(|| {
             registrar::Registrar::new(args.data_dir.clone(), signer, &core_wasm, settings)
         })
-        .with_context(|| match &args.core_file {
-            Some(path) => format!("core component {}", path.display()),
-            None => "the built-in core component".to_string(),
-        })?,
-    );
+        .context(what)?
+    });
     let core = registrar.default_core();
     tracing::info!(
-        "ordering core {} {} ({}, wasm component)",
+        "ordering core {} {} ({}, {})",
         core.name(),
         core.version(),
-        core.sha256()
+        core.sha256(),
+        if core.is_native() {
+            "linked natively"
+        } else {
+            "wasm component"
+        }
     );
     registrar.open_existing()?;
     for path in &genesis_blocks {

@@ -58,20 +58,30 @@ impl Registrar {
         core_wasm: &[u8],
         settings: CoreSettings,
     ) -> Result<Self> {
-        let cache = Arc::new(ComponentCache::new(data_dir.join("components")));
-        let core = Arc::new(
-            cache
-                .load(core_wasm, settings.limits)
-                .context("loading the ordering core component")?,
-        );
-        Ok(Registrar {
+        let cache = ComponentCache::new(data_dir.join("components"));
+        let core = cache
+            .load(core_wasm, settings.limits)
+            .context("loading the ordering core component")?;
+        Ok(Self::with_core(data_dir, signer, core, cache, settings))
+    }
+
+    /// Every channel starts with `core` (e.g. [`CoreComponent::native`]); components
+    /// loaded later go through `cache`.
+    pub fn with_core(
+        data_dir: PathBuf,
+        signer: Arc<Signer>,
+        core: CoreComponent,
+        cache: ComponentCache,
+        settings: CoreSettings,
+    ) -> Self {
+        Registrar {
             chains_dir: data_dir.join("chains"),
-            core,
-            cache,
+            core: Arc::new(core),
+            cache: Arc::new(cache),
             settings,
             signer,
             chains: RwLock::default(),
-        })
+        }
     }
 
     /// The component channels start with.

@@ -4,7 +4,7 @@ use crate::registrar::Registrar;
 use crate::{broadcast, deliver};
 use fabric_protos::common::Envelope;
 use fabric_protos::orderer::atomic_broadcast_server::{AtomicBroadcast, AtomicBroadcastServer};
-use fabric_protos::orderer::{BroadcastResponse, DeliverResponse};
+use fabric_protos::orderer::{BroadcastResponse, EncodedDeliverResponse};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -21,7 +21,7 @@ struct Service {
 #[tonic::async_trait]
 impl AtomicBroadcast for Service {
     type BroadcastStream = ReceiverStream<Result<BroadcastResponse, Status>>;
-    type DeliverStream = ReceiverStream<Result<DeliverResponse, Status>>;
+    type DeliverStream = ReceiverStream<Result<EncodedDeliverResponse, Status>>;
 
     async fn broadcast(
         &self,

@@ -12,8 +12,15 @@ pub mod msp {
     include!(concat!(env!("OUT_DIR"), "/msp.rs"));
 }
 
+mod encoded;
+
 pub mod orderer {
     include!(concat!(env!("OUT_DIR"), "/orderer.rs"));
+
+    pub use crate::encoded::EncodedDeliverResponse;
+
+    #[cfg(feature = "grpc")]
+    include!(concat!(env!("OUT_DIR"), "/orderer.AtomicBroadcast.rs"));
 
     pub mod etcdraft {
         include!(concat!(env!("OUT_DIR"), "/etcdraft.rs"));

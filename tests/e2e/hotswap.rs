@@ -193,3 +193,50 @@ async fn admin_api_swaps_the_core_while_serving() {
         "still the built-in core: {status}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn native_core_orders_and_hands_over_to_a_component() {
+    const DEV: &str = "devchannel";
+    let dir = tempfile::tempdir().unwrap();
+    let orderer = Orderer::spawn(dir.path(), &["--native-core"]);
+    let user = dev_user(dir.path());
+    let (ok, status, err) = core_cli(&orderer, &["status", "--channel", DEV]);
+    assert!(ok, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["sha256"], "native", "{status}");
+
+    let sent = (0..3).map(|i| tx(&user, DEV, 20 * 1024, i)).collect();
+    assert_eq!(
+        statuses(&broadcast(&orderer, sent).await),
+        vec![Status::Success as i32; 3]
+    );
+    let block = &wait_blocks(&orderer, &user, DEV, 1, 1, WAIT).await[0];
+    assert_eq!(tx_count(block), 3);
+
+    // A wasm component takes over from the native core, and gives it back.
+    let policy = env!("POLICY_MAX_TX_SIZE_WASM");
+    let (ok, _, err) = core_cli(&orderer, &["load", "--channel", DEV, policy]);
+    assert!(ok, "{err}");
+    let big = broadcast(&orderer, vec![tx(&user, DEV, 20 * 1024, 9)]).await;
+    assert_eq!(statuses(&big), vec![Status::BadRequest as i32]);
+    let (ok, back, err) = core_cli(&orderer, &["rollback", "--channel", DEV]);
+    assert!(ok && back.contains("\"native\""), "{back} {err}");
+    let big = broadcast(&orderer, vec![tx(&user, DEV, 20 * 1024, 10)]).await;
+    assert_eq!(statuses(&big), vec![Status::Success as i32]);
+}
+
+#[test]
+fn native_core_and_a_core_file_exclude_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderer"))
+        .args(["start", "--native-core", "--core", "x.wasm", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--native-core") && stderr.contains("--core"),
+        "{stderr}"
+    );
+}
