@@ -2,6 +2,7 @@
 
 mod common;
 
+mod bench;
 mod broadcast;
 mod cli;
 mod config;

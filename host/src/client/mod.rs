@@ -1,15 +1,16 @@
-//! The client for people: `orderer broadcast` sends signed envelopes and reports
-//! acks/s; `orderer deliver` fetches blocks and verifies them (hash chain, data hash,
+//! The client for people: `orderer bench` measures an orderer (acks/s, delivered/s,
+//! ack latency, the orderer's CPU and memory) and `orderer broadcast` is its one-line
+//! form without followers; `orderer deliver` fetches blocks and verifies them (hash chain, data hash,
 //! orderer signatures against the channel's orderer MSPs); `orderer channel` reads
 //! and updates a channel's config.
 
+pub mod bench;
 pub mod channel;
 pub mod core;
 
 use crate::identity::Signer;
 use crate::server::MAX_MESSAGE_BYTES;
 use anyhow::{Context, Result, anyhow, bail};
-use bytes::Bytes;
 use clap::Args;
 use fabric_protos::common::{Block, Envelope, HeaderType, Metadata, SignatureHeader, Status};
 use fabric_protos::orderer::atomic_broadcast_client::AtomicBroadcastClient;
@@ -21,9 +22,8 @@ use ordering_core::blockheader::header_der;
 use ordering_core::config::ChannelConfig;
 use ordering_core::{Crypto, NativeCrypto};
 use prost::Message;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -43,24 +43,6 @@ pub struct Identity {
     pub msp_dir: PathBuf,
     #[arg(long, default_value = "Org1MSP")]
     pub msp_id: String,
-}
-
-#[derive(Args, Debug)]
-pub struct BroadcastArgs {
-    #[command(flatten)]
-    pub identity: Identity,
-    /// Number of envelopes.
-    #[arg(short = 'n', long, default_value_t = 1000)]
-    pub count: usize,
-    /// Payload data bytes per envelope (the signed envelope is ~1 KB larger).
-    #[arg(short = 's', long, default_value_t = 3072)]
-    pub size: usize,
-    /// Concurrent Broadcast streams.
-    #[arg(short = 'k', long, default_value_t = 1)]
-    pub streams: usize,
-    /// The orderer's process id (same machine): also report its CPU time per envelope.
-    #[arg(long)]
-    pub orderer_pid: Option<u32>,
 }
 
 #[derive(Args, Debug)]
@@ -85,92 +67,6 @@ pub(crate) async fn connect(address: &str) -> Result<AtomicBroadcastClient<Chann
     Ok(client
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
-}
-
-pub async fn broadcast(args: BroadcastArgs) -> Result<()> {
-    let id = &args.identity;
-    let signer = Signer::from_msp_dir(&id.msp_dir, &id.msp_id)?;
-    let streams = args.streams.max(1);
-    // Sign everything before the clock starts: we measure the orderer, not the client.
-    let mut batches: Vec<Vec<Envelope>> = vec![Vec::new(); streams];
-    for i in 0..args.count {
-        let data = Bytes::from((0..args.size).map(|j| (i + j) as u8).collect::<Vec<u8>>());
-        let env = signer.signed_envelope(
-            HeaderType::EndorserTransaction,
-            &id.channel,
-            data,
-            SystemTime::now(),
-        );
-        batches[i % streams].push(env);
-    }
-    let envelope_bytes = batches
-        .iter()
-        .flatten()
-        .map(|e| e.encoded_len())
-        .sum::<usize>()
-        / args.count.max(1);
-    let client = connect(&id.orderer).await?;
-    let cpu_before = args.orderer_pid.map(process_cpu_seconds).transpose()?;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for batch in batches {
-        let mut client = client.clone();
-        tasks.push(tokio::spawn(async move {
-            let sent = batch.len();
-            let outbound = tokio_stream::iter(batch);
-            let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
-            let mut inbound = client.broadcast(outbound).await?.into_inner();
-            let mut answered = 0;
-            while let Some(resp) = inbound.message().await? {
-                answered += 1;
-                let status = Status::try_from(resp.status)
-                    .map_or(resp.status.to_string(), |s| s.as_str_name().into());
-                if resp.status != Status::Success as i32 {
-                    eprintln!("{status}: {}", resp.info);
-                }
-                *statuses.entry(status).or_default() += 1;
-            }
-            if answered < sent {
-                *statuses.entry("UNANSWERED".into()).or_default() += sent - answered;
-            }
-            anyhow::Ok(statuses)
-        }));
-    }
-    let mut totals: BTreeMap<String, usize> = BTreeMap::new();
-    for task in tasks {
-        for (status, n) in task.await?? {
-            *totals.entry(status).or_default() += n;
-        }
-    }
-    let secs = started.elapsed().as_secs_f64();
-    let acks = totals.get("SUCCESS").copied().unwrap_or(0);
-    let counts: Vec<String> = totals.iter().map(|(s, n)| format!("{s}={n}")).collect();
-    println!(
-        "broadcast {} envelopes ({} B each, {} B of payload data) over {} stream(s) in {:.3} s: {:.0} acks/s; {}",
-        args.count,
-        envelope_bytes,
-        args.size,
-        streams,
-        secs,
-        acks as f64 / secs,
-        counts.join(" ")
-    );
-    if let (Some(pid), Some(before)) = (args.orderer_pid, cpu_before) {
-        let cpu = process_cpu_seconds(pid)? - before;
-        println!(
-            "orderer CPU: {:.2} s, {:.1} µs per envelope",
-            cpu,
-            cpu * 1e6 / args.count as f64
-        );
-    }
-    if acks < args.count {
-        bail!(
-            "{} of {} envelopes were not acknowledged with SUCCESS",
-            args.count - acks,
-            args.count
-        );
-    }
-    Ok(())
 }
 
 /// User + system CPU seconds of a process, all threads, from /proc (Linux).
@@ -261,8 +157,8 @@ impl DeliverSession {
         }
     }
 
-    /// The channel's latest config block, found through the newest block's LAST_CONFIG.
-    pub(crate) async fn latest_config_block(&mut self) -> Result<Block> {
+    /// The channel's newest block.
+    async fn tip(&mut self) -> Result<Block> {
         let newest = position("newest")?;
         self.send(newest, newest, SeekBehavior::FailIfNotReady)
             .await?;
@@ -271,6 +167,12 @@ impl DeliverSession {
             .await?
             .map_err(|s| anyhow!("channel {}: status {}", self.channel, status_name(s)))?;
         self.next().await?.ok();
+        Ok(tip)
+    }
+
+    /// The channel's latest config block, found through the newest block's LAST_CONFIG.
+    pub(crate) async fn latest_config_block(&mut self) -> Result<Block> {
+        let tip = self.tip().await?;
         self.single(crate::blockwriter::last_config(&tip)).await
     }
 
