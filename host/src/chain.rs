@@ -1,4 +1,4 @@
-//! The solo chain: one task per channel owns the channel's cutter instance of the
+//! The solo chain: one thread per channel owns the channel's cutter instance of the
 //! core and its batch timer, and writes every cut block (signed, fsynced) to the
 //! ledger, in order. Until Raft exists, single-consenter etcdraft channels use it too.
 
@@ -97,14 +97,23 @@ pub struct Solo {
     pub signer: Arc<Signer>,
 }
 
+/// Runs the chain on a thread of its own: calls into the core and fsyncs block it,
+/// not the runtime's workers, and without a thread hand-off per message.
 pub fn start(chain: Solo) -> ChainHandle {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    tokio::spawn(async move {
-        let channel_id = chain.channel_id.clone();
-        if let Err(e) = chain.run(rx).await {
-            tracing::error!(channel = %channel_id, "chain halted: {e:#}");
-        }
-    });
+    let channel_id = chain.channel_id.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("building the chain's runtime");
+    std::thread::Builder::new()
+        .name(format!("chain-{channel_id}"))
+        .spawn(move || {
+            if let Err(e) = runtime.block_on(chain.run(rx)) {
+                tracing::error!(channel = %channel_id, "chain halted: {e:#}");
+            }
+        })
+        .expect("spawning the chain thread");
     ChainHandle { tx }
 }
 
@@ -119,7 +128,7 @@ impl Solo {
                     let msg = match msg {
                         ChainMsg::Order(msg) => msg,
                         ChainMsg::Swap { component, done } => {
-                            let swapped = tokio::task::block_in_place(|| self.swap(component))?;
+                            let swapped = self.swap(component)?;
                             let answer = swapped.map(|(pending, batch_timeout)| {
                                 timeout = batch_timeout;
                                 timer = match (timer, pending) {
@@ -133,10 +142,10 @@ impl Solo {
                         }
                     };
                     let is_config = msg.update.is_some();
-                    let pending = match tokio::task::block_in_place(|| self.order(msg)) {
+                    let pending = match self.order(msg) {
                         Ok(pending) => pending,
                         Err(e) => {
-                            timeout = tokio::task::block_in_place(|| self.recover(e))?;
+                            timeout = self.recover(e)?;
                             timer = None;
                             continue;
                         }
@@ -157,14 +166,12 @@ impl Solo {
                 }
                 _ = sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
                     timer = None;
-                    let cut = tokio::task::block_in_place(|| -> Result<()> {
-                        if let Some(block) = self.core.cut()? {
-                            self.write(&block)?;
-                        }
-                        Ok(())
+                    let cut = self.core.cut().map_err(anyhow::Error::from).and_then(|block| match block {
+                        Some(block) => self.write(&block),
+                        None => Ok(()),
                     });
                     if let Err(e) = cut {
-                        timeout = tokio::task::block_in_place(|| self.recover(e))?;
+                        timeout = self.recover(e)?;
                     }
                 }
             }

@@ -5,11 +5,16 @@
 //! ...; a block that would push a file past the maximum size (64 MiB by default)
 //! starts the next file, and a block larger than the maximum sits alone in its file.
 //!
-//! The index (block number -> file, offset, length) lives in memory only: on open it
-//! is rebuilt by walking the length prefixes, without reading the bodies, and a torn
-//! tail left by a crash mid-append is truncated. Every append is fsynced before the
-//! block becomes visible (height, [`Ledger::get`], [`Ledger::watch_height`]), so a
-//! crash never loses a block a client could have seen.
+//! The index (block number -> file, offset, length) is kept in memory and persisted
+//! beside the block files in `index` (16 bytes per block, see `index.rs`), so an open
+//! reads that file instead of walking every block file: on open only the index records
+//! that agree with the block files are trusted, the files are walked by their length
+//! prefixes (bodies skipped) from where those records end, a torn tail left by a crash
+//! mid-append is truncated, and the index is rewritten from there (a missing, short or
+//! corrupt index is rebuilt; one that claims more than the files hold is cut back).
+//! Every append is fsynced before the block becomes visible (height, [`Ledger::get`],
+//! [`Ledger::watch_height`]), so a crash never loses a block a client could have seen;
+//! its index record is written after that fsync and never fsynced itself.
 //!
 //! Concurrency: appends are serialized (an internal mutex; in practice one chain task
 //! per channel appends), reads come from any number of Deliver tasks and only take a
@@ -18,8 +23,7 @@
 //! disk I/O (an append waits for fsync): call them from `spawn_blocking` or
 //! `block_in_place` when that matters. Recent blocks are served from memory.
 
-#![allow(dead_code)] // until the chain and deliver modules call it
-
+mod index;
 mod scan;
 #[cfg(test)]
 mod tests;
@@ -37,6 +41,7 @@ use ordering_core::NativeCrypto;
 use ordering_core::blockheader::header_hash;
 use prost::Message;
 use tokio::sync::watch;
+use tracing::{info, warn};
 
 use scan::file_name;
 
@@ -119,6 +124,8 @@ struct Writer {
     /// Set after a failed write or fsync: the file's state is then unknown (a failed
     /// fsync may have dropped the dirty pages), so appends stop until a reopen.
     failed: Option<String>,
+    /// The persisted index, appended after each fsync.
+    index: index::Index,
 }
 
 /// A channel's block store. `Send + Sync`: share it in an `Arc`.
@@ -128,6 +135,16 @@ pub struct Ledger {
     state: RwLock<State>,
     writer: Mutex<Writer>,
     height: watch::Sender<u64>,
+    report: OpenReport,
+}
+
+/// How [`Ledger::open`] found the blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Blocks located from the persisted index, without reading the block files.
+    pub from_index: u64,
+    /// Blocks located by walking the block files (none when the index was complete).
+    pub scanned: u64,
 }
 
 /// Decodes only field 1 of a `common.Block`; data and metadata are skipped.
@@ -150,9 +167,10 @@ impl Ledger {
         Self::open_with(dir, DEFAULT_MAX_FILE_SIZE)
     }
 
-    /// Opens (or creates) the ledger in `dir`: rebuilds the index from the block
-    /// files, truncates a torn tail, and checks that the last block is number
-    /// `count - 1`. A corrupt record elsewhere is an error naming file and offset.
+    /// Opens (or creates) the ledger in `dir`: loads the block index (see the module
+    /// documentation), scans the block files from where it ends, truncates a torn
+    /// tail, and checks that the last block is number `count - 1`. A corrupt record
+    /// met by the scan is an error naming file and offset.
     pub fn open_with(dir: &Path, max_file_size: u64) -> Result<Ledger> {
         ensure!(
             max_file_size > 0,
@@ -171,16 +189,89 @@ impl Ledger {
             scan::sync_dir(dir)?;
             numbers.push(0);
         }
-
-        let mut index = Vec::new();
         let mut files = Vec::with_capacity(numbers.len());
-        let mut last_len = 0;
-        for (i, &n) in numbers.iter().enumerate() {
-            let is_last = i + 1 == numbers.len();
-            let scanned = scan::scan_file(dir.join(file_name(n)), n, is_last, &mut index)?;
-            last_len = scanned.len;
-            files.push(Arc::new(scanned.file));
+        let mut sizes = Vec::with_capacity(numbers.len());
+        for &n in &numbers {
+            let (file, size) =
+                scan::open_file(&dir.join(file_name(n)), n as usize + 1 == numbers.len())?;
+            files.push(file);
+            sizes.push(size);
         }
+
+        // The index's records that agree with the block files.
+        let index::Loaded {
+            index: mut index_file,
+            records,
+            header_ok,
+        } = index::Index::open(dir);
+        let recorded = records.len();
+        let mut trusted = index::consistent_prefix(&records, &sizes);
+        if let Some(&tail) = trusted.checked_sub(1).map(|i| &records[i]) {
+            let path = dir.join(file_name(tail.file));
+            let matches = index::prefix_matches(&files[tail.file as usize], tail)
+                .with_context(|| format!("reading {} at offset {}", path.display(), tail.offset))?;
+            if !matches {
+                // Keep the files before; rescan the one the tail is in.
+                trusted = records[..trusted].partition_point(|l| l.file < tail.file);
+                warn!(
+                    file = %path.display(),
+                    "ledger: the block index does not match {} at offset {}; scanning that file again",
+                    path.display(),
+                    tail.offset
+                );
+            }
+        }
+        if trusted < recorded {
+            warn!(
+                dir = %dir.display(),
+                "ledger: the block index claims {recorded} blocks but only its first {trusted} agree with the block files; rebuilding it from there"
+            );
+        }
+        let mut locs = records;
+        locs.truncate(trusted);
+
+        // Scan what the index does not cover.
+        let (resume_file, resume_at) = locs
+            .last()
+            .map_or((0, 0), |l| (l.file, l.offset + u64::from(l.len)));
+        let mut last_len = *sizes.last().expect("at least one block file");
+        for n in resume_file as usize..files.len() {
+            let is_last = n + 1 == files.len();
+            let from = if n == resume_file as usize {
+                resume_at
+            } else {
+                0
+            };
+            let valid = scan::scan_file(
+                &files[n],
+                &dir.join(file_name(n as u32)),
+                n as u32,
+                is_last,
+                from,
+                sizes[n],
+                &mut locs,
+            )?;
+            if is_last {
+                last_len = valid;
+            }
+        }
+        let scanned = locs.len() - trusted;
+        if !header_ok || trusted < recorded || scanned > 0 {
+            if scanned > 0 && trusted < locs.len() / 2 {
+                info!(
+                    dir = %dir.display(),
+                    "ledger: rebuilt the block index of {}: {scanned} blocks scanned, {trusted} from the index",
+                    dir.display()
+                );
+            }
+            index_file.rewrite(trusted as u64, &locs[trusted..]);
+        }
+        let report = OpenReport {
+            from_index: trusted as u64,
+            scanned: scanned as u64,
+        };
+        let files: Vec<Arc<File>> = files.into_iter().map(Arc::new).collect();
+        let index = locs;
 
         let mut state = State {
             index,
@@ -233,6 +324,7 @@ impl Ledger {
             file: state.files.last().expect("at least one block file").clone(),
             size: last_len,
             failed: None,
+            index: index_file,
         };
         Ok(Ledger {
             dir: dir.to_path_buf(),
@@ -240,7 +332,13 @@ impl Ledger {
             state: RwLock::new(state),
             writer: Mutex::new(writer),
             height: watch::Sender::new(height),
+            report,
         })
+    }
+
+    /// How the open found the blocks.
+    pub fn open_report(&self) -> OpenReport {
+        self.report
     }
 
     /// The ledger's directory.
@@ -273,105 +371,164 @@ impl Ledger {
     /// previous hash the tip's header hash (any previous hash for block 0). The record
     /// is written and fsynced, then the block becomes visible and watchers wake.
     pub fn append(&self, block: Bytes) -> Result<()> {
-        let header = decode_header(&block)?;
-        let len = u32::try_from(block.len()).map_err(|_| AppendError::TooLarge(block.len()))?;
-        let number = header.number;
-        let new_tip_hash = header_hash(&header, &NativeCrypto);
+        self.append_batch(std::slice::from_ref(&block))
+    }
+
+    /// Appends consecutive encoded blocks with one fsync per block file touched (a
+    /// restore or a bulk load; [`Ledger::append`] is a batch of one). Every block is
+    /// checked first as `append` checks it, each against the one before; then the
+    /// records are written and fsynced, and only then do all of them become visible
+    /// at once. On an error nothing becomes visible.
+    pub fn append_batch(&self, blocks: &[Bytes]) -> Result<()> {
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        let mut lens = Vec::with_capacity(blocks.len());
+        for block in blocks {
+            lens.push(u32::try_from(block.len()).map_err(|_| AppendError::TooLarge(block.len()))?);
+        }
 
         let mut writer = self.lock_writer();
         if let Some(why) = &writer.failed {
             return Err(AppendError::Failed(why.clone()).into());
         }
-        {
+        let (mut expected, mut tip_hash) = {
             let state = self.read_state();
-            let height = state.index.len() as u64;
-            if number != height {
+            (state.index.len() as u64, state.tip_hash)
+        };
+        let mut tip = None;
+        for block in blocks {
+            let header = decode_header(block)?;
+            if header.number != expected {
                 return Err(AppendError::WrongNumber {
-                    expected: height,
-                    got: number,
+                    expected,
+                    got: header.number,
                 }
                 .into());
             }
-            if number > 0 && header.previous_hash[..] != state.tip_hash[..] {
+            if header.number > 0 && header.previous_hash[..] != tip_hash[..] {
                 return Err(AppendError::WrongPreviousHash {
-                    number,
-                    expected: hex::encode(state.tip_hash),
+                    number: header.number,
+                    expected: hex::encode(tip_hash),
                     got: hex::encode(&header.previous_hash),
                 }
                 .into());
             }
+            tip_hash = header_hash(&header, &NativeCrypto);
+            expected += 1;
+            tip = Some(header);
         }
+        let tip = tip.expect("at least one block");
 
-        let mut prefix = Vec::with_capacity(5);
-        prost::encoding::encode_varint(u64::from(len), &mut prefix);
-        let record = prefix.len() as u64 + u64::from(len);
-        let mut new_file = None;
-        if writer.size > 0 && writer.size + record > self.max_file_size {
-            let n = writer.number + 1;
-            let path = self.dir.join(file_name(n));
-            let created = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .with_context(|| format!("creating block file {}", path.display()))
-                .and_then(|file| scan::sync_dir(&self.dir).map(|()| file));
-            let file = match created {
-                Ok(file) => Arc::new(file),
-                Err(e) => {
-                    writer.failed = Some(format!("{e:#}"));
-                    return Err(e);
-                }
-            };
-            *writer = Writer {
-                number: n,
-                file: file.clone(),
-                size: 0,
-                failed: None,
-            };
-            new_file = Some(file);
-        }
-
-        let offset = writer.size;
-        let written = writer
-            .file
-            .write_all_at(&prefix, offset)
-            .and_then(|()| {
-                writer
-                    .file
-                    .write_all_at(&block, offset + prefix.len() as u64)
-            })
-            .and_then(|()| writer.file.sync_data());
+        let start = (writer.number, writer.size);
+        let mut new_files = Vec::new();
+        let mut locs = Vec::with_capacity(blocks.len());
+        let written = self.write_records(&mut writer, blocks, &lens, &mut new_files, &mut locs);
         if let Err(e) = written {
-            // Best effort: the scan on the next open truncates whatever is left.
-            let _ = writer.file.set_len(offset);
-            writer.failed = Some(e.to_string());
-            let path = self.dir.join(file_name(writer.number));
-            return Err(
-                anyhow!(e).context(format!("appending block {number} to {}", path.display()))
-            );
+            // Best effort: whatever is left is cut by the scan on the next open (a
+            // file that is not the last must hold whole records only).
+            let first = self.read_state().files[start.0 as usize].clone();
+            let _ = first.set_len(start.1);
+            for file in &new_files {
+                let _ = file.set_len(0);
+            }
+            writer.failed = Some(format!("{e:#}"));
+            let first_number = expected - blocks.len() as u64;
+            return Err(e.context(format!("appending block {first_number}")));
         }
-        writer.size = offset + record;
+
+        // After the fsync: the index never names a block that is not durable.
+        writer.index.append(&locs);
 
         let height = {
             let mut state = self.write_state();
-            if let Some(file) = new_file {
-                state.files.push(file);
-            }
+            state.files.extend(new_files);
             debug_assert_eq!(state.files.len(), writer.number as usize + 1);
-            state.index.push(Loc {
-                file: writer.number,
-                offset: offset + prefix.len() as u64,
-                len,
-            });
-            state.tip = Some(header);
-            state.tip_hash = new_tip_hash;
-            state.cache_push(block);
+            state.index.extend_from_slice(&locs);
+            state.tip = Some(tip);
+            state.tip_hash = tip_hash;
+            // Only the newest blocks can stay in the cache.
+            let skip = blocks.len().saturating_sub(CACHE_BLOCKS);
+            for block in &blocks[skip..] {
+                state.cache_push(block.clone());
+            }
             state.index.len() as u64
         };
         drop(writer);
         self.height.send_replace(height);
         Ok(())
+    }
+
+    /// Writes the records of `blocks`, starting new files as needed (each file is
+    /// fsynced before the next starts, and the last one at the end).
+    fn write_records(
+        &self,
+        writer: &mut Writer,
+        blocks: &[Bytes],
+        lens: &[u32],
+        new_files: &mut Vec<Arc<File>>,
+        locs: &mut Vec<Loc>,
+    ) -> Result<()> {
+        let mut prefix = Vec::with_capacity(10);
+        let mut dirty = false;
+        for (block, &len) in blocks.iter().zip(lens) {
+            prefix.clear();
+            prost::encoding::encode_varint(u64::from(len), &mut prefix);
+            let record = prefix.len() as u64 + u64::from(len);
+            if writer.size > 0 && writer.size + record > self.max_file_size {
+                if dirty {
+                    writer.file.sync_data().with_context(|| {
+                        format!(
+                            "syncing {}",
+                            self.dir.join(file_name(writer.number)).display()
+                        )
+                    })?;
+                }
+                let n = writer.number + 1;
+                let path = self.dir.join(file_name(n));
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .with_context(|| format!("creating block file {}", path.display()))?;
+                let file = Arc::new(file);
+                // Pushed before the directory sync, so a failure still truncates it.
+                new_files.push(file.clone());
+                writer.number = n;
+                writer.file = file;
+                writer.size = 0;
+                scan::sync_dir(&self.dir)?;
+            }
+            let offset = writer.size;
+            writer
+                .file
+                .write_all_at(&prefix, offset)
+                .and_then(|()| {
+                    writer
+                        .file
+                        .write_all_at(block, offset + prefix.len() as u64)
+                })
+                .with_context(|| {
+                    format!(
+                        "writing {}",
+                        self.dir.join(file_name(writer.number)).display()
+                    )
+                })?;
+            dirty = true;
+            writer.size = offset + record;
+            locs.push(Loc {
+                file: writer.number,
+                offset: offset + prefix.len() as u64,
+                len,
+            });
+        }
+        writer.file.sync_data().with_context(|| {
+            format!(
+                "syncing {}",
+                self.dir.join(file_name(writer.number)).display()
+            )
+        })
     }
 
     /// The encoded block `number`, `None` at or past the height. Recent blocks come

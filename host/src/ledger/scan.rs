@@ -2,9 +2,9 @@
 //! (bodies are skipped, not read), and cut a torn tail left by a crash mid-append.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use tracing::warn;
@@ -49,11 +49,19 @@ pub(super) fn list_files(dir: &Path) -> Result<Vec<u32>> {
     Ok(numbers)
 }
 
-/// One block file after its scan: handle, path and the length of its valid records.
-pub(super) struct Scanned {
-    pub file: File,
-    pub path: PathBuf,
-    pub len: u64,
+/// Opens block file `path` (writable when it is the last: its tail may be cut) and
+/// returns it with its size.
+pub(super) fn open_file(path: &Path, is_last: bool) -> Result<(File, u64)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(is_last)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let len = file
+        .metadata()
+        .with_context(|| format!("reading metadata of {}", path.display()))?
+        .len();
+    Ok((file, len))
 }
 
 /// How a file's record walk ended.
@@ -66,30 +74,26 @@ enum End {
     ZeroLength { at: u64 },
 }
 
-/// Walks `path`, pushing each record's location to `locs`. In the last file a torn
-/// tail (or a zero-filled one, as a crash can leave after the size was extended) is
-/// truncated with a warning; anywhere else it is an error naming file and offset.
+/// Walks the records of block file `number` (`len` bytes) from offset `from`, which
+/// must be the start of a record, pushing each one's location to `locs`; returns the
+/// length of the valid records. In the last file a torn tail (or a zero-filled one,
+/// as a crash can leave after the size was extended) is truncated with a warning;
+/// anywhere else it is an error naming file and offset.
 pub(super) fn scan_file(
-    path: PathBuf,
+    file: &File,
+    path: &Path,
     number: u32,
     is_last: bool,
+    from: u64,
+    len: u64,
     locs: &mut Vec<Loc>,
-) -> Result<Scanned> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(is_last)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    let len = file
-        .metadata()
-        .with_context(|| format!("reading metadata of {}", path.display()))?
-        .len();
+) -> Result<u64> {
     let first = locs.len();
-    let end =
-        walk(&file, number, len, locs).with_context(|| format!("scanning {}", path.display()))?;
+    let end = walk(file, number, from, len, locs)
+        .with_context(|| format!("scanning {}", path.display()))?;
     let valid = match end {
         End::Clean => len,
-        End::ZeroLength { at } if !is_last || !all_zero(&file, at, len)? => {
+        End::ZeroLength { at } if !is_last || !all_zero(file, at, len)? => {
             bail!(
                 "{}: corrupt record at offset {at}: zero length",
                 path.display()
@@ -107,7 +111,7 @@ pub(super) fn scan_file(
             file = %path.display(),
             offset = valid,
             removed = len - valid,
-            "ledger: truncating torn tail of {}: removing {} bytes after offset {} ({} complete records kept in this file)",
+            "ledger: truncating torn tail of {}: removing {} bytes after offset {} ({} complete records found after offset {from})",
             path.display(),
             len - valid,
             valid,
@@ -117,19 +121,16 @@ pub(super) fn scan_file(
             .and_then(|()| file.sync_all())
             .with_context(|| format!("truncating the torn tail of {}", path.display()))?;
     }
-    Ok(Scanned {
-        file,
-        path,
-        len: valid,
-    })
+    Ok(valid)
 }
 
 /// Reads the length prefixes and seeks over the bodies. A buffered reader keeps the
 /// seeks of small records inside its buffer, so a scan costs about one read per
 /// 64 KiB of small blocks, or two syscalls per large block.
-fn walk(file: &File, number: u32, len: u64, locs: &mut Vec<Loc>) -> Result<End> {
+fn walk(file: &File, number: u32, from: u64, len: u64, locs: &mut Vec<Loc>) -> Result<End> {
     let mut reader = BufReader::with_capacity(64 << 10, file);
-    let mut pos = 0u64;
+    reader.seek(SeekFrom::Start(from))?;
+    let mut pos = from;
     while pos < len {
         let start = pos;
         let mut value = 0u64;

@@ -540,6 +540,9 @@ fn corrupt_middle_record_is_an_error_naming_file_and_offset() {
     let tmp = TempDir::new().unwrap();
     let blocks = Gen::new().many(3, 50);
     append_all(&Ledger::open(tmp.path()).unwrap(), &blocks);
+    // The scan meets the corruption only when the index does not cover it (an open
+    // with a complete index reads no block file but the tail's).
+    fs::remove_file(index_path(tmp.path())).unwrap();
     let path = blockfile(tmp.path(), 0);
     let second = record_len(&blocks[0]);
 
@@ -691,33 +694,330 @@ fn cache_is_bounded_by_bytes() {
     );
 }
 
-/// `cargo test --release -p orderer --bin orderer ledger::tests::open_scan_speed -- --ignored --nocapture`
+// The persisted index.
+
+fn index_path(dir: &Path) -> PathBuf {
+    dir.join(index::INDEX_FILE)
+}
+
+/// Whole records in the index file.
+fn index_records(dir: &Path) -> u64 {
+    (file_len(&index_path(dir)) - index::record_offset(0)) / 16
+}
+
+fn set_len(path: &Path, len: u64) {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+fn report(from_index: u64, scanned: u64) -> OpenReport {
+    OpenReport {
+        from_index,
+        scanned,
+    }
+}
+
+/// Reopens, checks the blocks, and that a further reopen needs no scan.
+fn assert_recovers(dir: &Path, max: u64, blocks: &[Bytes], expected: OpenReport) {
+    let ledger = Ledger::open_with(dir, max).unwrap();
+    assert_eq!(ledger.open_report(), expected);
+    assert_holds(&ledger, blocks);
+    drop(ledger);
+    assert_eq!(index_records(dir), blocks.len() as u64, "index rewritten");
+    let ledger = Ledger::open_with(dir, max).unwrap();
+    assert_eq!(ledger.open_report(), report(blocks.len() as u64, 0));
+    assert_holds(&ledger, blocks);
+}
+
 #[test]
-#[ignore = "writes 1 GiB; run by hand to time the open scan"]
-fn open_scan_speed() {
+fn index_survives_restart_and_open_scans_nothing() {
     let tmp = TempDir::new().unwrap();
     let mut chain = Gen::new();
-    let (mut file_no, mut file, mut size) = (0, Vec::new(), 0u64);
-    let mut total = 0u64;
-    let mut count = 0u64;
-    while total < 1 << 30 {
-        let b = chain.encoded(1500); // ~3 KB blocks
-        let rec = record_len(&b);
-        if size > 0 && size + rec > DEFAULT_MAX_FILE_SIZE {
-            fs::write(blockfile(tmp.path(), file_no), std::mem::take(&mut file)).unwrap();
-            (file_no, size) = (file_no + 1, 0);
-        }
-        prost::encoding::encode_varint(b.len() as u64, &mut file);
-        file.extend_from_slice(&b);
-        (size, total, count) = (size + rec, total + rec, count + 1);
+    let mut blocks = chain.many(9, 200);
+    {
+        let ledger = Ledger::open_with(tmp.path(), 1000).unwrap();
+        assert_eq!(ledger.open_report(), report(0, 0));
+        append_all(&ledger, &blocks);
     }
-    fs::write(blockfile(tmp.path(), file_no), file).unwrap();
-    let start = std::time::Instant::now();
-    let ledger = Ledger::open(tmp.path()).unwrap();
-    let took = start.elapsed();
-    assert_eq!(ledger.height(), count);
-    println!(
-        "opened {count} blocks, {total} bytes, {} files in {took:?}",
-        file_no + 1
+    assert_eq!(index_records(tmp.path()), 9);
+    assert_eq!(block_files(tmp.path()), 5);
+    let ledger = Ledger::open_with(tmp.path(), 1000).unwrap();
+    assert_eq!(ledger.open_report(), report(9, 0));
+    assert_holds(&ledger, &blocks);
+    // Appends after a reopen extend the index.
+    let more = chain.many(3, 200);
+    append_all(&ledger, &more);
+    blocks.extend(more);
+    drop(ledger);
+    assert_eq!(index_records(tmp.path()), 12);
+    let ledger = Ledger::open_with(tmp.path(), 1000).unwrap();
+    assert_eq!(ledger.open_report(), report(12, 0));
+    assert_holds(&ledger, &blocks);
+
+    // The open really reads no block file but the one holding the tail (file 5):
+    // with the others zeroed (same sizes), the index still serves the ledger...
+    drop(ledger);
+    for n in 0..5 {
+        let path = blockfile(tmp.path(), n);
+        fs::write(&path, vec![0u8; file_len(&path) as usize]).unwrap();
+    }
+    let ledger = Ledger::open_with(tmp.path(), 1000).unwrap();
+    assert_eq!(ledger.open_report(), report(12, 0));
+    assert_eq!(ledger.height(), 12);
+    // ...and reads of those blocks return what is there now.
+    assert_eq!(ledger.get(0).unwrap().unwrap(), vec![0u8; blocks[0].len()]);
+}
+
+#[test]
+fn batch_append_is_one_visible_step_and_indexed() {
+    let tmp = TempDir::new().unwrap();
+    let mut chain = Gen::new();
+    let blocks = chain.many(9, 200);
+    let ledger = Ledger::open_with(tmp.path(), 1000).unwrap();
+    let mut rx = ledger.watch_height();
+    ledger.append_batch(&blocks[..1]).unwrap();
+    ledger.append_batch(&[]).unwrap();
+    ledger.append_batch(&blocks[1..]).unwrap();
+    assert!(rx.has_changed().unwrap());
+    assert_eq!(*rx.borrow_and_update(), 9);
+    assert_holds(&ledger, &blocks);
+    assert_eq!(block_files(tmp.path()), 5, "rotates inside a batch");
+
+    // A bad block anywhere in a batch refuses all of it.
+    let mut next = chain.many(3, 200);
+    let mut bad = next.clone();
+    bad[2] = make_block(11, &[0; 32], 200).encode_to_vec().into();
+    let err = ledger.append_batch(&bad).unwrap_err();
+    assert!(
+        matches!(
+            err.downcast_ref(),
+            Some(AppendError::WrongPreviousHash { number: 11, .. })
+        ),
+        "{err}"
     );
+    bad.swap(0, 1);
+    let err = ledger.append_batch(&bad).unwrap_err();
+    assert!(
+        matches!(
+            err.downcast_ref(),
+            Some(AppendError::WrongNumber {
+                expected: 9,
+                got: 10
+            })
+        ),
+        "{err}"
+    );
+    assert_holds(&ledger, &blocks);
+    assert!(!rx.has_changed().unwrap());
+    ledger.append_batch(&next).unwrap();
+    let mut all = blocks;
+    all.append(&mut next);
+    drop(ledger);
+    let ledger = Ledger::open_with(tmp.path(), 1000).unwrap();
+    assert_eq!(ledger.open_report(), report(12, 0));
+    assert_holds(&ledger, &all);
+}
+
+#[test]
+fn deleted_index_is_rebuilt() {
+    let tmp = TempDir::new().unwrap();
+    let blocks = Gen::new().many(9, 200);
+    append_all(&Ledger::open_with(tmp.path(), 1000).unwrap(), &blocks);
+    fs::remove_file(index_path(tmp.path())).unwrap();
+    assert_recovers(tmp.path(), 1000, &blocks, report(0, 9));
+}
+
+#[test]
+fn truncated_index_is_repaired() {
+    let tmp = TempDir::new().unwrap();
+    let blocks = Gen::new().many(9, 200);
+    append_all(&Ledger::open_with(tmp.path(), 1000).unwrap(), &blocks);
+    let path = index_path(tmp.path());
+    // Cut inside record 4: records 0..=3 stay, the rest is scanned (from file 2).
+    set_len(&path, index::record_offset(4) + 7);
+    assert_recovers(tmp.path(), 1000, &blocks, report(4, 5));
+    // Only the header left; then not even a whole header.
+    set_len(&path, index::record_offset(0));
+    assert_recovers(tmp.path(), 1000, &blocks, report(0, 9));
+    set_len(&path, 3);
+    assert_recovers(tmp.path(), 1000, &blocks, report(0, 9));
+}
+
+#[test]
+fn corrupt_index_is_repaired() {
+    let tmp = TempDir::new().unwrap();
+    let blocks = Gen::new().many(9, 200);
+    append_all(&Ledger::open_with(tmp.path(), 1000).unwrap(), &blocks);
+    let path = index_path(tmp.path());
+    let good = fs::read(&path).unwrap();
+
+    // Record 5 (the second in file 2) with a wrong offset or file number: records
+    // from 5 on are not trusted. With a wrong length it still tiles file 2 but not
+    // the start of file 3, and its length prefix is not the block file's: file 2 is
+    // scanned again.
+    for (field, value, expected) in [
+        (4, 3u8, report(5, 4)),
+        (0, 1, report(5, 4)),
+        (12, 1, report(4, 5)),
+    ] {
+        fs::write(&path, &good).unwrap();
+        overwrite(&path, index::record_offset(5) + field, &[value]);
+        assert_recovers(tmp.path(), 1000, &blocks, expected);
+    }
+    // Garbage records after the last one.
+    fs::write(&path, &good).unwrap();
+    append_bytes(&path, &[0x5a; 40]);
+    assert_recovers(tmp.path(), 1000, &blocks, report(9, 0));
+    // Another header (another format): rebuilt.
+    fs::write(&path, &good).unwrap();
+    overwrite(&path, 0, b"X");
+    assert_recovers(tmp.path(), 1000, &blocks, report(0, 9));
+}
+
+#[test]
+fn index_tail_not_matching_its_block_file_is_rescanned() {
+    let tmp = TempDir::new().unwrap();
+    let blocks = Gen::new().many(5, 200); // files 0, 1, 2
+    append_all(&Ledger::open_with(tmp.path(), 1000).unwrap(), &blocks);
+    // Records 0 and 1 (file 0), then one record covering all of file 1: they tile
+    // the files, but file 1 starts with block 2's length prefix, not that one's.
+    let path = index_path(tmp.path());
+    let mut fake = fs::read(&path).unwrap();
+    fake.truncate(index::record_offset(2) as usize);
+    let size = file_len(&blockfile(tmp.path(), 1));
+    let len = size - 2;
+    assert_eq!(prost::encoding::encoded_len_varint(len), 2);
+    fake.extend_from_slice(&index::encode(Loc {
+        file: 1,
+        offset: 2,
+        len: len as u32,
+    }));
+    fs::write(&path, fake).unwrap();
+    // File 0 is trusted, files 1 and 2 are scanned.
+    assert_recovers(tmp.path(), 1000, &blocks, report(2, 3));
+}
+
+#[test]
+fn index_of_another_ledger_is_not_trusted() {
+    let tmp = TempDir::new().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let blocks_a = Gen::new().many(6, 200);
+    let blocks_b = Gen::new().many(6, 150);
+    append_all(&Ledger::open_with(&a, 1000).unwrap(), &blocks_a);
+    append_all(&Ledger::open_with(&b, 1000).unwrap(), &blocks_b);
+    fs::copy(index_path(&a), index_path(&b)).unwrap();
+    assert_recovers(&b, 1000, &blocks_b, report(0, 6));
+}
+
+#[test]
+fn torn_block_file_tail_with_an_index_pointing_past_it() {
+    let tmp = TempDir::new().unwrap();
+    let blocks = Gen::new().many(5, 100);
+    let path = blockfile(tmp.path(), 0);
+    append_all(&Ledger::open(tmp.path()).unwrap(), &blocks);
+    assert_eq!(index_records(tmp.path()), 5);
+    let full = file_len(&path);
+    // Block 4's record loses its last bytes; the index still names it.
+    set_len(&path, full - 3);
+    let (ledger, log) = with_captured_logs(|| Ledger::open(tmp.path()).unwrap());
+    assert_eq!(ledger.open_report(), report(4, 0));
+    assert_holds(&ledger, &blocks[..4]);
+    assert_eq!(file_len(&path), full - record_len(&blocks[4]));
+    assert!(log.contains("claims 5 blocks"), "{log}");
+    assert_eq!(
+        index_records(tmp.path()),
+        4,
+        "cut back to what the files hold"
+    );
+    ledger.append(blocks[4].clone()).unwrap();
+    drop(ledger);
+    assert_recovers(tmp.path(), DEFAULT_MAX_FILE_SIZE, &blocks, report(5, 0));
+}
+
+#[test]
+fn index_naming_a_lost_block_file_is_cut_back() {
+    let tmp = TempDir::new().unwrap();
+    let blocks = Gen::new().many(5, 200); // files 0, 1, 2
+    append_all(&Ledger::open_with(tmp.path(), 1000).unwrap(), &blocks);
+    // The last file vanished (as if its creation was never made durable).
+    fs::remove_file(blockfile(tmp.path(), 2)).unwrap();
+    assert_recovers(tmp.path(), 1000, &blocks[..4], report(4, 0));
+    // The first record of a new file torn: the index names it, the file is cut to 0.
+    let ledger = Ledger::open_with(tmp.path(), 1000).unwrap();
+    ledger.append(blocks[4].clone()).unwrap();
+    drop(ledger);
+    set_len(&blockfile(tmp.path(), 2), 10);
+    assert_recovers(tmp.path(), 1000, &blocks[..4], report(4, 0));
+    assert_eq!(file_len(&blockfile(tmp.path(), 2)), 0);
+}
+
+/// A kill (or power loss) after the index records were written but before the
+/// blocks' data reached the disk: the block file is short, or has its size but
+/// zeros where the records should be.
+#[test]
+fn kill_after_index_write_before_block_fsync() {
+    for zero_filled in [false, true] {
+        let tmp = TempDir::new().unwrap();
+        let mut chain = Gen::new();
+        let blocks = chain.many(6, 100);
+        let path = blockfile(tmp.path(), 0);
+        let ledger = Ledger::open(tmp.path()).unwrap();
+        append_all(&ledger, &blocks[..4]);
+        let durable = file_len(&path);
+        append_all(&ledger, &blocks[4..]);
+        drop(ledger);
+        assert_eq!(index_records(tmp.path()), 6);
+        // Blocks 4 and 5 never reached the disk.
+        let full = file_len(&path);
+        if zero_filled {
+            overwrite(&path, durable, &vec![0u8; (full - durable) as usize]);
+        } else {
+            set_len(&path, durable);
+        }
+        let ledger = Ledger::open(tmp.path()).unwrap();
+        // With zeros the tail's prefix does not match, so file 0 is scanned again.
+        let expected = if zero_filled {
+            report(0, 4)
+        } else {
+            report(4, 0)
+        };
+        assert_eq!(ledger.open_report(), expected, "zero filled: {zero_filled}");
+        assert_holds(&ledger, &blocks[..4]);
+        assert_eq!(file_len(&path), durable);
+        assert_eq!(index_records(tmp.path()), 4);
+        // The chain continues from block 3, and the blocks can be written again.
+        ledger.append_batch(&blocks[4..]).unwrap();
+        drop(ledger);
+        assert_recovers(tmp.path(), DEFAULT_MAX_FILE_SIZE, &blocks, report(6, 0));
+    }
+}
+
+/// The index record was lost (power loss before the page cache reached the disk)
+/// but the block was fsynced: the block is found by the scan and indexed again.
+#[test]
+fn block_without_its_index_record_is_found() {
+    let tmp = TempDir::new().unwrap();
+    let blocks = Gen::new().many(7, 200);
+    append_all(&Ledger::open_with(tmp.path(), 1000).unwrap(), &blocks);
+    set_len(&index_path(tmp.path()), index::record_offset(5));
+    assert_recovers(tmp.path(), 1000, &blocks, report(5, 2));
+}
+
+#[test]
+fn failed_index_write_does_not_fail_appends() {
+    let tmp = TempDir::new().unwrap();
+    let blocks = Gen::new().many(6, 100);
+    let ledger = Ledger::open(tmp.path()).unwrap();
+    append_all(&ledger, &blocks[..3]);
+    // A write error: the index handle becomes read-only.
+    ledger.lock_writer().index = index::Index::open_read_only(tmp.path());
+    let (_, log) = with_captured_logs(|| append_all(&ledger, &blocks[3..]));
+    assert!(log.contains("no longer updated"), "{log}");
+    assert_holds(&ledger, &blocks);
+    drop(ledger);
+    assert_recovers(tmp.path(), DEFAULT_MAX_FILE_SIZE, &blocks, report(3, 3));
 }
