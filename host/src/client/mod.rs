@@ -61,9 +61,17 @@ pub struct DeliverArgs {
 }
 
 pub(crate) async fn connect(address: &str) -> Result<AtomicBroadcastClient<Channel>> {
-    let client = AtomicBroadcastClient::connect(format!("http://{address}"))
-        .await
-        .with_context(|| format!("connecting to the orderer at {address}"))?;
+    // Windows that grow like Go gRPC's (BDP estimation): blocks of megabytes would
+    // otherwise trickle through 64 KiB windows.
+    let endpoint = Channel::from_shared(format!("http://{address}"))
+        .with_context(|| format!("orderer address {address}"))?
+        .http2_adaptive_window(true);
+    let client = AtomicBroadcastClient::new(
+        endpoint
+            .connect()
+            .await
+            .with_context(|| format!("connecting to the orderer at {address}"))?,
+    );
     Ok(client
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
