@@ -78,12 +78,11 @@ fn incoming(
     listener: tokio::net::TcpListener,
 ) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
     use tokio_stream::StreamExt;
-    tokio_stream::wrappers::TcpListenerStream::new(listener)
-        .map(|stream| {
-            stream.inspect(|s| {
-                if let Err(e) = s.set_nodelay(true) {
-                    tracing::warn!("setting TCP_NODELAY on a client connection: {e}");
-                }
-            })
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
+        stream.inspect(|s| {
+            if let Err(e) = s.set_nodelay(true) {
+                tracing::warn!("setting TCP_NODELAY on a client connection: {e}");
+            }
         })
+    })
 }
