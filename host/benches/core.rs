@@ -150,94 +150,6 @@ impl Crypto for SkipEcdsa {
     }
 }
 
-/// The built-in component under a host whose crypto import skips ECDSA as
-/// [`SkipEcdsa`] does: the orderer's host (`orderer::component`) always verifies, and
-/// its crypto is not pluggable. Same engine, same component; no memory limiter.
-mod skip_ecdsa_host {
-    use orderer::component::{BUILTIN_CORE, RingCrypto, engine};
-    use ordering_core::Crypto;
-    use wasmtime::Store;
-    use wasmtime::component::{Component, HasSelf, Linker, ResourceAny, ResourceTable};
-    use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "ordering-core",
-    });
-
-    struct State {
-        wasi: WasiCtx,
-        table: ResourceTable,
-    }
-
-    impl WasiView for State {
-        fn ctx(&mut self) -> WasiCtxView<'_> {
-            WasiCtxView {
-                ctx: &mut self.wasi,
-                table: &mut self.table,
-            }
-        }
-    }
-
-    // Takes its arguments as the orderer's host does (owned `Vec`s), so the copies
-    // out of linear memory stay in the figure.
-    impl fabric::orderer::crypto::Host for State {
-        fn sha256(&mut self, data: Vec<u8>) -> Vec<u8> {
-            RingCrypto.sha256(&data).to_vec()
-        }
-
-        fn verify_p256(&mut self, _: Vec<u8>, _: Vec<u8>, _: Vec<u8>) -> bool {
-            true
-        }
-    }
-
-    pub struct SkipEcdsaChannel {
-        store: Store<State>,
-        bindings: OrderingCore,
-        channel: ResourceAny,
-    }
-
-    impl SkipEcdsaChannel {
-        pub fn open(config_block: &[u8], tip_header: &[u8]) -> Self {
-            let mut linker = Linker::new(engine());
-            wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("linking WASI");
-            OrderingCore::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-                .expect("linking the crypto import");
-            let component = Component::new(engine(), BUILTIN_CORE).expect("compiling the core");
-            let state = State {
-                wasi: WasiCtx::builder().build(),
-                table: ResourceTable::new(),
-            };
-            let mut store = Store::new(engine(), state);
-            // The engine interrupts on epochs; a bench runs without a deadline.
-            store.set_epoch_deadline(u64::MAX / 2);
-            let bindings =
-                OrderingCore::instantiate(&mut store, &component, &linker).expect("instantiate");
-            let channel = bindings
-                .fabric_orderer_core()
-                .channel()
-                .call_open(&mut store, config_block, tip_header)
-                .expect("open call")
-                .expect("open");
-            SkipEcdsaChannel {
-                store,
-                bindings,
-                channel,
-            }
-        }
-
-        /// Whether the envelope was accepted.
-        pub fn validate(&mut self, envelope: &[u8], now: u64) -> bool {
-            self.bindings
-                .fabric_orderer_core()
-                .channel()
-                .call_validate(&mut self.store, self.channel, envelope, now)
-                .expect("validate call")
-                .is_ok()
-        }
-    }
-}
-
 /// Validate of a returning client's envelope: the identity cache is warm (creator
 /// parsed and chain-checked once per config), the signature is checked every time.
 fn validate<C: Core>(g: &mut BenchmarkGroup<WallTime>, side: &str, core: &mut C, fx: &Fixture) {
@@ -324,11 +236,10 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("validate_without_ecdsa");
     let mut native = Channel::open(SkipEcdsa, &fx.genesis, &fx.tip_header).expect("open");
     validate(&mut g, "native", &mut native, &fx);
-    let mut wasm = skip_ecdsa_host::SkipEcdsaChannel::open(&fx.genesis, &fx.tip_header);
-    assert!(wasm.validate(envelope, fx.now), "accepted");
-    g.bench_function("wasm", |b| {
-        b.iter(|| wasm.validate(black_box(envelope), fx.now))
-    });
+    let skip = CoreComponent::builtin()
+        .expect("built-in core")
+        .with_crypto(SkipEcdsa);
+    validate(&mut g, "wasm", &mut fx.wasm(&skip), &fx);
     g.finish();
 
     // The ECDSA verify both builds run natively (in the wasm build, behind the import).
