@@ -145,7 +145,13 @@ async fn measure(load: &LoadArgs, plan: &Plan) -> Result<Report> {
         bail!("-n must be at least 1");
     }
     let id = &load.identity;
-    let client = connect(&id.orderer).await?;
+    // One connection per Broadcast stream, as separate clients would have: h2 closes a
+    // connection (ENHANCE_YOUR_CALM) that buffers too many small unread DATA frames,
+    // and one connection carrying every stream's answers gets there first.
+    let mut clients = Vec::new();
+    for _ in 0..load.streams.max(1) {
+        clients.push(connect(&id.orderer).await?);
+    }
     let signer = Signer::from_msp_dir(&id.msp_dir, &id.msp_id)?;
     let streams = load.streams.max(1);
     let batches = presign(&signer, &id.channel, load, streams);
@@ -158,7 +164,7 @@ async fn measure(load: &LoadArgs, plan: &Plan) -> Result<Report> {
     let followers = open_followers(id, plan.followers).await?;
 
     let usage = Usage::before(load.orderer_pid, plan.reset_peak_rss)?;
-    let (duration, tally, deliveries) = timed(client, batches, followers, load, plan).await?;
+    let (duration, tally, deliveries) = timed(clients, batches, followers, load, plan).await?;
     let (orderer, client_cpu) = usage.after()?;
     let measured = Measured {
         envelope_bytes,
@@ -174,7 +180,7 @@ async fn measure(load: &LoadArgs, plan: &Plan) -> Result<Report> {
 /// The clock runs here: every Broadcast stream until its last answer (that is the
 /// duration) and every follower until its last envelope.
 async fn timed(
-    client: AtomicBroadcastClient<Channel>,
+    clients: Vec<AtomicBroadcastClient<Channel>>,
     batches: Vec<Vec<Envelope>>,
     followers: Vec<DeliverSession>,
     load: &LoadArgs,
@@ -191,14 +197,15 @@ async fn timed(
     let stride = batches.len();
     let senders: Vec<_> = batches
         .into_iter()
+        .zip(clients)
         .enumerate()
-        .map(|(first, batch)| {
+        .map(|(first, (batch, client))| {
             let pace = Pace {
                 first,
                 stride,
                 rate: plan.rate,
             };
-            tokio::spawn(broadcast_stream(client.clone(), batch, pace, clock.clone()))
+            tokio::spawn(broadcast_stream(client, batch, pace, clock.clone()))
         })
         .collect();
     // Followers wait for every envelope, or only for the acknowledged ones once the
