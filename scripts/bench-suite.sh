@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs `orderer bench` against a fresh dev-default orderer per configuration,
+# alternating the configurations round by round so they are compared within one run
+# (docs/PERFORMANCE.md). Appends one JSON object per run (the bench's report plus
+# "label" and "round") to OUT and prints a one-line summary of each.
+#
+#   scripts/bench-suite.sh OUT.jsonl ROUNDS "LABEL|START-ARGS|BENCH-ARGS" ...
+#   scripts/bench-suite.sh /tmp/s.jsonl 3 "wasm||-n 40000 -k 4 -f 1" "native|--native-core|-n 40000 -k 4 -f 1"
+set -euo pipefail
+[ $# -ge 3 ] || { sed -n '2,8p' "$0"; exit 2; }
+out=$1 rounds=$2
+shift 2
+cd "$(dirname "$0")/.."
+cargo build --release -p orderer -q
+bin=$PWD/target/release/orderer
+data=$(mktemp -d)
+port=${BENCH_PORT:-7991}
+trap 'rm -rf "$data"' EXIT
+for round in $(seq 1 "$rounds"); do
+  for spec in "$@"; do
+    IFS='|' read -r label start_args bench_args <<< "$spec"
+    rm -rf "$data/orderer"
+    # shellcheck disable=SC2086 # the argument lists are meant to split
+    "$bin" start --data-dir "$data/orderer" --listen 127.0.0.1:$port --admin-listen 127.0.0.1:0 \
+      $start_args > "$data/orderer.log" 2>&1 &
+    pid=$!
+    until grep -q "^listening on" "$data/orderer.log"; do
+      kill -0 $pid 2>/dev/null || { cat "$data/orderer.log"; exit 1; }
+      sleep 0.1
+    done
+    msp=$data/orderer/crypto/peerOrganizations/org1.example.com/users/User1@org1.example.com/msp
+    # shellcheck disable=SC2086
+    report=$("$bin" bench --orderer 127.0.0.1:$port --msp-dir "$msp" $bench_args \
+      --orderer-pid $pid --json) || true
+    kill $pid; wait $pid 2>/dev/null || true
+    LABEL=$label ROUND=$round python3 -c '
+import json, os, sys
+d = json.loads(sys.stdin.read())
+d["label"], d["round"] = os.environ["LABEL"], int(os.environ["ROUND"])
+print(json.dumps(d))
+print("%-10s round %d: acks/s %6.0f, delivered/s %s, latency p50/p99/max %.2f/%.2f/%.2f ms, "
+      "orderer %.1f us/envelope, peak RSS %d MiB, client %.1f us/envelope, %s" % (
+      d["label"], d["round"], d["acks_per_s"], "%.0f" % d["delivered_per_s"] if d["delivered_per_s"] else "-",
+      d["latency_p50_ms"], d["latency_p99_ms"], d["latency_max_ms"], d["orderer_cpu_us_per_envelope"],
+      d["orderer_peak_rss_bytes"] >> 20, d["client_cpu_us_per_envelope"],
+      {k: v["count"] for k, v in d["statuses"].items()}), file=sys.stderr)
+' <<< "$report" >> "$out"
+  done
+done
