@@ -65,7 +65,9 @@ pub(crate) async fn connect(address: &str) -> Result<AtomicBroadcastClient<Chann
     // otherwise trickle through 64 KiB windows.
     let endpoint = Channel::from_shared(format!("http://{address}"))
         .with_context(|| format!("orderer address {address}"))?
-        .http2_adaptive_window(true);
+        .http2_adaptive_window(true)
+        // Blocks of megabytes in 1 MiB DATA frames rather than 16 KiB ones.
+        .max_frame_size(1 << 20);
     let client = AtomicBroadcastClient::new(
         endpoint
             .connect()
