@@ -183,17 +183,27 @@ impl<C: Crypto, P: Policy> Channel<C, P> {
     /// Fabric's Broadcast filters for a normal message (see [`filters::validate`]),
     /// then the operator's policy.
     pub fn validate(&self, envelope: &[u8], now_unix_nanos: u64) -> Result<Verdict, Rejection> {
+        self.validate_bytes(Bytes::copy_from_slice(envelope), now_unix_nanos)
+    }
+
+    /// [`Channel::validate`] taking ownership of the bytes, which the decoded message
+    /// then shares instead of copying its fields.
+    pub fn validate_bytes(
+        &self,
+        envelope: Bytes,
+        now_unix_nanos: u64,
+    ) -> Result<Verdict, Rejection> {
         self.validate_at(Stage::Broadcast, envelope, now_unix_nanos)
     }
 
     fn validate_at(
         &self,
         stage: Stage,
-        envelope: &[u8],
+        envelope: Bytes,
         now_unix_nanos: u64,
     ) -> Result<Verdict, Rejection> {
         let accepted =
-            filters::validate_accepted(&self.config, envelope, now_unix_nanos, &self.crypto)?;
+            filters::validate_accepted_bytes(&self.config, envelope, now_unix_nanos, &self.crypto)?;
         let ctx = PolicyContext {
             config: &self.config,
             stage,
@@ -228,7 +238,8 @@ impl<C: Crypto, P: Policy> Channel<C, P> {
             return self.order_config(envelope, decoded);
         }
         if config_seq < self.config.sequence
-            && let Err(rejection) = self.validate_at(Stage::Revalidation, &envelope, now_unix_nanos)
+            && let Err(rejection) =
+                self.validate_at(Stage::Revalidation, envelope.clone(), now_unix_nanos)
         {
             return self.dropped(rejection);
         }
@@ -1013,38 +1024,6 @@ mod tests {
                 (Stage::Broadcast, org1.clone(), endorser, 101),
                 (Stage::Revalidation, org1, endorser, 200),
             ]
-        );
-    }
-
-    /// Rough native cost of `order` + `cut` (run with `--ignored --nocapture`).
-    #[test]
-    #[ignore]
-    fn order_throughput() {
-        let t = now();
-        let mut channel = genesis_channel();
-        let envelopes: Vec<Bytes> = (0..5000)
-            .map(|i| Bytes::from(message(2500, t + i)))
-            .collect();
-        let start = std::time::Instant::now();
-        let mut blocks = 0;
-        for env in &envelopes {
-            blocks += channel.order_bytes(env.clone(), 0, t).blocks.len();
-        }
-        blocks += usize::from(channel.cut().is_some());
-        let elapsed = start.elapsed();
-        println!(
-            "{} envelopes of {} bytes, {blocks} blocks: {:.2} us per envelope",
-            envelopes.len(),
-            envelopes[0].len(),
-            elapsed.as_secs_f64() * 1e6 / envelopes.len() as f64
-        );
-        let start = std::time::Instant::now();
-        for env in &envelopes[..500] {
-            channel.validate(env, t).unwrap();
-        }
-        println!(
-            "validate: {:.1} us per envelope",
-            start.elapsed().as_secs_f64() * 1e6 / 500.0
         );
     }
 }

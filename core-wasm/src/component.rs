@@ -100,9 +100,10 @@ impl<P: Policy + Default> wit::GuestChannel for ChannelResource<P> {
         envelope: Vec<u8>,
         now_unix_nanos: u64,
     ) -> Result<wit::Verdict, wit::Rejection> {
+        // The decoded message shares the envelope's buffer instead of copying fields.
         self.0
             .borrow()
-            .validate(&envelope, now_unix_nanos)
+            .validate_bytes(Bytes::from(envelope), now_unix_nanos)
             .map(verdict)
             .map_err(rejection)
     }

@@ -607,8 +607,8 @@ pub fn validate_config(
             "updated config does not include a config update",
         ));
     };
-    let last_update_parsed =
-        filters::parse_envelope(&last_update.encode_to_vec()).map_err(|r| {
+    let last_update_parsed = filters::parse_envelope_bytes(last_update.encode_to_vec().into())
+        .map_err(|r| {
             with_message(
                 r,
                 "config update for existing channel did not pass initial checks",

@@ -12,6 +12,7 @@
 //! mode (Fabric's `SigFilter`). The signed data is the envelope's payload, its
 //! signature and the creator of its signature header.
 
+use bytes::Bytes;
 use fabric_protos::common::{
     ChannelHeader, Envelope, HeaderType, Payload, SignatureHeader, Status,
 };
@@ -69,10 +70,17 @@ pub struct ParsedEnvelope {
 /// does, with the registrar's "could not determine channel ID" prefix on errors.
 /// Any error is BAD_REQUEST.
 pub fn parse_envelope(envelope: &[u8]) -> Result<ParsedEnvelope, Rejection> {
+    parse_envelope_bytes(Bytes::copy_from_slice(envelope))
+}
+
+/// [`parse_envelope`] of a buffer the caller hands over: the `bytes` fields of the
+/// envelope, payload and headers are slices of it, not copies (prost decodes a
+/// `Bytes` buffer without copying; a `&[u8]` one is copied field by field).
+pub fn parse_envelope_bytes(envelope: Bytes) -> Result<ParsedEnvelope, Rejection> {
     let fail = |e: String| Rejection::bad_request(format!("could not determine channel ID: {e}"));
     let envelope = Envelope::decode(envelope)
         .map_err(|e| fail(format!("error unmarshalling Envelope: {e}")))?;
-    let payload = Payload::decode(envelope.payload.as_ref())
+    let payload = Payload::decode(envelope.payload.clone())
         .map_err(|e| fail(format!("error unmarshalling Payload: {e}")))?;
     let Some(header) = payload.header.as_ref() else {
         return Err(fail("header not set".into()));
@@ -80,7 +88,7 @@ pub fn parse_envelope(envelope: &[u8]) -> Result<ParsedEnvelope, Rejection> {
     if header.channel_header.is_empty() {
         return Err(fail("channel header not set".into()));
     }
-    let channel_header = ChannelHeader::decode(header.channel_header.as_ref()).map_err(|e| {
+    let channel_header = ChannelHeader::decode(header.channel_header.clone()).map_err(|e| {
         fail(format!(
             "error unmarshalling channel header: error unmarshalling ChannelHeader: {e}"
         ))
@@ -94,11 +102,11 @@ pub fn parse_envelope(envelope: &[u8]) -> Result<ParsedEnvelope, Rejection> {
 
 /// The creator of a payload: Fabric's `protoutil.EnvelopeAsSignedData`. An error here
 /// is a malformed message (BAD_REQUEST in Fabric).
-fn creator(payload: &Payload) -> Result<bytes::Bytes, String> {
+fn creator(payload: &Payload) -> Result<Bytes, String> {
     let Some(header) = payload.header.as_ref() else {
         return Err("Missing Header".into());
     };
-    SignatureHeader::decode(header.signature_header.as_ref())
+    SignatureHeader::decode(header.signature_header.clone())
         .map(|shdr| shdr.creator)
         .map_err(|e| format!("GetSignatureHeaderFromBytes failed, err {e}"))
 }
@@ -113,7 +121,7 @@ fn sig_filter(
     maintenance_policy: &str,
     envelope: &Envelope,
     creator: &[u8],
-    now_unix_nanos: u64,
+    identity: Option<&msp::Creator>,
     crypto: &dyn Crypto,
 ) -> Result<(), Rejection> {
     let name = if config.consensus.maintenance {
@@ -121,20 +129,23 @@ fn sig_filter(
     } else {
         policy
     };
-    if !config.policies.contains(name) {
-        return Err(Rejection::bad_request(format!(
-            "could not find policy {name}"
-        )));
-    }
     let signed = [SignedData {
         data: &envelope.payload,
         identity: creator,
         signature: &envelope.signature,
     }];
-    config
+    // The creator as the filters looked it up, not looked up again.
+    match config
         .policies
-        .evaluate(name, &signed, &config.msps, now_unix_nanos, crypto)
-        .map_err(|e| Rejection::forbidden(format!("{e}: {ERR_PERMISSION_DENIED}")))
+        .evaluate_with_creators(name, &signed, &[identity], &config.msps, crypto)
+    {
+        None => Err(Rejection::bad_request(format!(
+            "could not find policy {name}"
+        ))),
+        Some(result) => {
+            result.map_err(|e| Rejection::forbidden(format!("{e}: {ERR_PERMISSION_DENIED}")))
+        }
+    }
 }
 
 /// Broadcast processing of one envelope for a standard channel; see the module docs.
@@ -153,7 +164,7 @@ pub struct Accepted {
     pub verdict: Verdict,
     pub parsed: ParsedEnvelope,
     /// The serialized creator identity.
-    pub creator: bytes::Bytes,
+    pub creator: Bytes,
     /// The creator as the MSPs read it (`None` if it could not be read).
     pub identity: Option<msp::Creator>,
 }
@@ -180,7 +191,23 @@ pub fn validate_accepted(
     now_unix_nanos: u64,
     crypto: &dyn Crypto,
 ) -> Result<Accepted, Rejection> {
-    let parsed = parse_envelope(envelope)?;
+    validate_accepted_bytes(
+        config,
+        Bytes::copy_from_slice(envelope),
+        now_unix_nanos,
+        crypto,
+    )
+}
+
+/// [`validate_accepted`] of a buffer the caller hands over (see
+/// [`parse_envelope_bytes`]).
+pub fn validate_accepted_bytes(
+    config: &ChannelConfig,
+    envelope: Bytes,
+    now_unix_nanos: u64,
+    crypto: &dyn Crypto,
+) -> Result<Accepted, Rejection> {
+    let parsed = parse_envelope_bytes(envelope)?;
     if parsed.channel_header.channel_id != config.channel_id {
         return Err(Rejection::bad_request(ERR_NO_SYSTEM_CHANNEL));
     }
@@ -238,7 +265,7 @@ pub(crate) fn apply_filters(
     parsed: &ParsedEnvelope,
     now_unix_nanos: u64,
     crypto: &dyn Crypto,
-) -> Result<(bytes::Bytes, Option<msp::Creator>), Rejection> {
+) -> Result<(Bytes, Option<msp::Creator>), Rejection> {
     let env = &parsed.envelope;
     // EmptyRejectRule.
     if env.payload.is_empty() {
@@ -274,7 +301,7 @@ pub(crate) fn apply_filters(
         CHANNEL_ORDERER_WRITERS,
         env,
         &creator,
-        now_unix_nanos,
+        identity.as_ref().ok(),
         crypto,
     )?;
     Ok((creator, identity.ok()))
@@ -313,7 +340,7 @@ pub fn authorize_deliver(
         CHANNEL_ORDERER_READERS,
         &parsed.envelope,
         &creator,
-        now_unix_nanos,
+        identity.as_ref().ok(),
         crypto,
     )?;
     Ok(identity.map_or(u64::MAX, |id| id.not_after_unix_nanos()))

@@ -588,11 +588,39 @@ pub const IDENTITY_CACHE_CAPACITY: usize = 4096;
 /// identities are cached: an invalid one is validated again each time. When full,
 /// the cache is cleared: simple, and the same inputs give the same behaviour.
 ///
+/// The entries are kept sorted by [`key_order`] and found by binary search. A hit
+/// compares the whole serialized identity (~1 KB) once, 8 bytes at a time: in wasm,
+/// `memcmp` (what comparing two byte slices calls) is a byte loop, and the lookup is
+/// on the path of every message. A miss mostly stops at the length or within the
+/// first words that differ. An insert shifts the entries after it (three words
+/// each), a cost only a newly validated identity pays, after its chain check.
+///
 /// A `Mutex` keeps the manager `Sync` natively; in wasm (one thread) it costs a flag.
 #[derive(Default)]
 struct IdentityCache {
-    entries: Mutex<BTreeMap<Vec<u8>, Arc<Identity>>>,
+    entries: Mutex<Vec<CacheEntry>>,
     capacity: Option<usize>,
+}
+
+/// A serialized identity and its validated identity.
+type CacheEntry = (Box<[u8]>, Arc<Identity>);
+
+/// The order of the identity cache's keys: by length, then 8 bytes at a time (as
+/// little-endian words), then the last bytes. Any total order consistent with
+/// equality would do, as the order is never seen outside the cache; this one is
+/// cheap in wasm, where comparing whole words beats `memcmp`'s byte loop by far.
+fn key_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| {
+        let (a_words, a_rest) = a.as_chunks::<8>();
+        let (b_words, b_rest) = b.as_chunks::<8>();
+        for (x, y) in a_words.iter().zip(b_words) {
+            let (x, y) = (u64::from_le_bytes(*x), u64::from_le_bytes(*y));
+            if x != y {
+                return x.cmp(&y);
+            }
+        }
+        a_rest.cmp(b_rest)
+    })
 }
 
 impl IdentityCache {
@@ -600,21 +628,28 @@ impl IdentityCache {
         self.capacity.unwrap_or(IDENTITY_CACHE_CAPACITY)
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Arc<Identity>>> {
-        // A panic while holding the lock cannot leave the map half-updated.
+    fn entries(&self) -> std::sync::MutexGuard<'_, Vec<CacheEntry>> {
+        // A panic while holding the lock cannot leave the entries half-updated.
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn get(&self, serialized: &[u8]) -> Option<Arc<Identity>> {
-        self.entries().get(serialized).cloned()
+        let entries = self.entries();
+        let i = entries
+            .binary_search_by(|(key, _)| key_order(key, serialized))
+            .ok()?;
+        Some(entries[i].1.clone())
     }
 
-    fn insert(&self, serialized: Vec<u8>, identity: Arc<Identity>) {
+    fn insert(&self, serialized: &[u8], identity: Arc<Identity>) {
         let mut entries = self.entries();
         if entries.len() >= self.capacity() {
             entries.clear();
         }
-        entries.insert(serialized, identity);
+        match entries.binary_search_by(|(key, _)| key_order(key, serialized)) {
+            Ok(i) => entries[i].1 = identity,
+            Err(i) => entries.insert(i, (serialized.into(), identity)),
+        }
     }
 
     fn len(&self) -> usize {
@@ -650,7 +685,7 @@ pub struct Creator(CreatorState);
 enum CreatorState {
     Validated(Arc<Identity>),
     Parsed {
-        serialized: Vec<u8>,
+        serialized: Box<[u8]>,
         parsed: Box<ParsedIdentity>,
     },
 }
@@ -1155,7 +1190,7 @@ impl MspManager {
         }
         let parsed = ParsedIdentity::from_serialized(serialized)?;
         Ok(Creator(CreatorState::Parsed {
-            serialized: serialized.to_vec(),
+            serialized: serialized.into(),
             parsed: Box::new(parsed),
         }))
     }
@@ -1171,7 +1206,7 @@ impl MspManager {
             CreatorState::Validated(identity) => Ok(identity.clone()),
             CreatorState::Parsed { serialized, parsed } => {
                 let identity = Arc::new(self.validate_parsed(parsed, crypto)?);
-                self.cache.insert(serialized.clone(), identity.clone());
+                self.cache.insert(serialized, identity.clone());
                 Ok(identity)
             }
         }
@@ -1376,6 +1411,65 @@ pub(crate) mod tests {
         let expired = m.validate_identity(&peer0().creator(), u64::MAX, c);
         assert!(expired.unwrap_err().contains("is after"));
         assert!(m.validate_identity(&peer0().creator(), 0, c).is_err());
+    }
+
+    #[test]
+    fn identity_cache_finds_each_key() {
+        // Keys that differ in length, in a whole word, in the last word, in the bytes
+        // after the last word, or only in the order of their words.
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for len in [0usize, 1, 7, 8, 9, 16, 17, 900, 901] {
+            let base: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            keys.push(base.clone());
+            for at in [0, len / 2, len.saturating_sub(1), len.saturating_sub(9)] {
+                if at < len {
+                    let mut k = base.clone();
+                    k[at] ^= 0x80;
+                    keys.push(k);
+                }
+            }
+        }
+        let mut swapped = vec![1u8; 16];
+        swapped[8..].fill(2);
+        keys.push(swapped.clone());
+        swapped.rotate_left(8);
+        keys.push(swapped);
+        keys.sort();
+        keys.dedup();
+        // The cache order agrees with equality, and is a total order.
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(key_order(a, b) == std::cmp::Ordering::Equal, a == b);
+                assert_eq!(key_order(a, b), key_order(b, a).reverse());
+            }
+        }
+        let identity = |i: usize| {
+            Arc::new(Identity {
+                msp_id: i.to_string(),
+                public_key: Vec::new(),
+                not_before_unix_nanos: 0,
+                not_after_unix_nanos: 0,
+                organizational_units: Vec::new(),
+                cert_der: Vec::new(),
+                certifiers_identifier: Vec::new(),
+            })
+        };
+        let cache = IdentityCache::default();
+        // Inserted in an order that is neither sorted nor reversed.
+        let (evens, odds): (Vec<_>, Vec<_>) = (0..keys.len()).partition(|i| i % 2 == 0);
+        for &i in evens.iter().rev().chain(&odds) {
+            assert!(cache.get(&keys[i]).is_none());
+            cache.insert(&keys[i], identity(i));
+        }
+        assert_eq!(cache.len(), keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(cache.get(key).unwrap().msp_id, i.to_string());
+        }
+        // Inserting a key again replaces its identity.
+        cache.insert(&keys[3], identity(1000));
+        assert_eq!(cache.len(), keys.len());
+        assert_eq!(cache.get(&keys[3]).unwrap().msp_id, "1000");
+        assert!(cache.get(&[0xff; 900]).is_none());
     }
 
     #[test]

@@ -28,7 +28,7 @@
 //! "listed in `admins`" and CLIENT / PEER / ORDERER are never satisfied.
 
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use fabric_protos::common::{
@@ -74,7 +74,7 @@ pub struct PolicyManager {
 enum Policy {
     Signature {
         rule: Rule,
-        principals: Vec<MspPrincipal>,
+        principals: Vec<Principal>,
     },
     ImplicitMeta {
         sub_policy: String,
@@ -84,6 +84,30 @@ enum Policy {
         /// has no such policy (Fabric's `rejectPolicy`).
         subs: Vec<(String, Option<Arc<Policy>>)>,
     },
+}
+
+/// A principal of a `SIGNATURE` policy, its `MSPRole` decoded when the policy is
+/// compiled rather than at each evaluation.
+#[derive(Debug)]
+struct Principal {
+    principal: MspPrincipal,
+    /// For a ROLE principal: its `MSPRole`, or the text of the decoding error (the
+    /// principal is then satisfied by nobody, as in Fabric, which decodes it each time).
+    role: Option<Result<MspRole, String>>,
+}
+
+impl Principal {
+    fn new(principal: MspPrincipal) -> Self {
+        let role = (principal.principal_classification == Classification::Role as i32)
+            .then(|| decode_role(&principal));
+        Principal { principal, role }
+    }
+}
+
+/// The `MSPRole` of a ROLE principal, with Fabric's error text.
+fn decode_role(principal: &MspPrincipal) -> Result<MspRole, String> {
+    MspRole::decode(principal.principal.as_ref())
+        .map_err(|e| format!("could not unmarshal MSPRole from principal: {e}"))
 }
 
 /// A compiled `SignaturePolicy`.
@@ -165,7 +189,11 @@ fn compile_signature_policy(value: &[u8]) -> Result<Policy, String> {
     let rule = compile_rule(envelope.rule.as_ref(), envelope.identities.len())?;
     Ok(Policy::Signature {
         rule,
-        principals: envelope.identities,
+        principals: envelope
+            .identities
+            .into_iter()
+            .map(Principal::new)
+            .collect(),
     })
 }
 
@@ -278,11 +306,38 @@ impl PolicyManager {
         let policy = lookup(ROOT, &self.policies, path).map_err(|id| no_such_policy(&id))?;
         let eval = Evaluation {
             signed,
+            creators: None,
             msps,
             crypto,
             identities: OnceCell::new(),
         };
         eval.policy(policy)
+    }
+
+    /// [`PolicyManager::evaluate`] of signatures whose creators the caller has looked
+    /// up already: `creators[i]` must be `msps.creator(signed[i].identity).ok()`, from
+    /// the same `msps` (the Broadcast and Deliver filters look the creator up for
+    /// their expiry check). The same answer, without looking each creator up (or
+    /// parsing it, when it is not cached) a second time; `None` when there is no
+    /// policy at `path` ([`PolicyManager::contains`] is false).
+    pub(crate) fn evaluate_with_creators(
+        &self,
+        path: &str,
+        signed: &[SignedData],
+        creators: &[Option<&Creator>],
+        msps: &MspManager,
+        crypto: &dyn Crypto,
+    ) -> Option<Result<(), String>> {
+        assert_eq!(signed.len(), creators.len(), "one creator per signature");
+        let policy = lookup(ROOT, &self.policies, path).ok()?;
+        let eval = Evaluation {
+            signed,
+            creators: Some(creators),
+            msps,
+            crypto,
+            identities: OnceCell::new(),
+        };
+        Some(eval.policy(policy))
     }
 
     /// Resolves a mod_policy relative to a group path, as Fabric's configtx does
@@ -297,28 +352,97 @@ impl PolicyManager {
     }
 }
 
+/// A signer's creator: the caller's (see [`PolicyManager::evaluate_with_creators`]),
+/// or looked up by the evaluation.
+enum SignerCreator<'a> {
+    Given(&'a Creator),
+    LookedUp(Creator),
+}
+
+impl std::ops::Deref for SignerCreator<'_> {
+    type Target = Creator;
+
+    fn deref(&self) -> &Creator {
+        match self {
+            SignerCreator::Given(creator) => creator,
+            SignerCreator::LookedUp(creator) => creator,
+        }
+    }
+}
+
 /// A signer that passed deserialization, de-duplication and signature verification.
-struct SignerIdentity<'m> {
-    creator: Creator,
+struct SignerIdentity<'a, 'm> {
+    creator: SignerCreator<'a>,
     msp: &'m msp::Msp,
     /// Validation against the MSP, done at most once per evaluation.
     validated: OnceCell<Result<Arc<Identity>, String>>,
 }
 
+/// Which of the identities a rule has used (Fabric's `used` slice): one bit each in
+/// a word for up to 64 identities (a Broadcast message has one), so that evaluating a
+/// rule allocates nothing; a flag each in a vector beyond.
+#[derive(Debug)]
+enum Used {
+    Word(u64),
+    Flags(Vec<bool>),
+}
+
+impl Clone for Used {
+    fn clone(&self) -> Self {
+        match self {
+            Used::Word(word) => Used::Word(*word),
+            Used::Flags(flags) => Used::Flags(flags.clone()),
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        match (self, source) {
+            (Used::Flags(flags), Used::Flags(from)) => flags.copy_from_slice(from),
+            (this, source) => *this = source.clone(),
+        }
+    }
+}
+
+impl Used {
+    fn new(identities: usize) -> Self {
+        if identities <= 64 {
+            Used::Word(0)
+        } else {
+            Used::Flags(vec![false; identities])
+        }
+    }
+
+    fn get(&self, i: usize) -> bool {
+        match self {
+            Used::Word(word) => word >> i & 1 == 1,
+            Used::Flags(flags) => flags[i],
+        }
+    }
+
+    fn set(&mut self, i: usize) {
+        match self {
+            Used::Word(word) => *word |= 1 << i,
+            Used::Flags(flags) => flags[i] = true,
+        }
+    }
+}
+
 /// One `evaluate` call.
 struct Evaluation<'a, 'm> {
     signed: &'a [SignedData<'a>],
+    /// The creators of `signed`, when the caller looked them up.
+    creators: Option<&'a [Option<&'a Creator>]>,
     msps: &'m MspManager,
     crypto: &'a dyn Crypto,
-    identities: OnceCell<Vec<SignerIdentity<'m>>>,
+    identities: OnceCell<Vec<SignerIdentity<'a, 'm>>>,
 }
 
-impl<'m> Evaluation<'_, 'm> {
+impl<'a, 'm> Evaluation<'a, 'm> {
     fn policy(&self, policy: &Policy) -> Result<(), String> {
         match policy {
             Policy::Signature { rule, principals } => {
                 let ids = self.identities();
-                let mut used = vec![false; ids.len()];
+                let mut used = Used::new(ids.len());
                 if self.rule(rule, principals, ids, &mut used) {
                     Ok(())
                 } else {
@@ -352,13 +476,21 @@ impl<'m> Evaluation<'_, 'm> {
     }
 
     /// Fabric's `SignatureSetToValidIdentities`, computed once.
-    fn identities(&self) -> &[SignerIdentity<'m>] {
+    fn identities(&self) -> &[SignerIdentity<'a, 'm>] {
         self.identities.get_or_init(|| {
-            let mut seen: BTreeSet<(&str, Vec<u8>)> = BTreeSet::new();
-            let mut ids = Vec::new();
-            for sd in self.signed {
-                let Ok(creator) = self.msps.creator(sd.identity) else {
-                    continue;
+            let mut ids: Vec<SignerIdentity> = Vec::with_capacity(self.signed.len());
+            // The identities seen: indices into `ids`, sorted by (MSP id, certificate).
+            let mut seen: Vec<usize> = Vec::new();
+            for (i, sd) in self.signed.iter().enumerate() {
+                let creator = match self.creators {
+                    Some(creators) => match creators[i] {
+                        Some(creator) => SignerCreator::Given(creator),
+                        None => continue,
+                    },
+                    None => match self.msps.creator(sd.identity) {
+                        Ok(creator) => SignerCreator::LookedUp(creator),
+                        Err(_) => continue,
+                    },
                 };
                 let Some((msp_id, msp)) = self
                     .msps
@@ -370,14 +502,21 @@ impl<'m> Evaluation<'_, 'm> {
                 let Some(public_key) = creator.public_key() else {
                     continue;
                 };
-                let key = (msp_id, creator.cert_der().to_vec());
-                if seen.contains(&key) {
-                    continue;
-                }
+                let key = (msp_id, creator.cert_der());
+                let slot = match seen
+                    .binary_search_by(|&j| (ids[j].msp.name(), ids[j].creator.cert_der()).cmp(&key))
+                {
+                    Ok(_) => continue,
+                    Err(slot) => slot,
+                };
                 if !msp::verify_signature(public_key, sd.data, sd.signature, self.crypto) {
                     continue;
                 }
-                seen.insert(key);
+                // Only later signatures look at `seen` (so one signature, a Broadcast's,
+                // needs no set at all).
+                if i + 1 < self.signed.len() {
+                    seen.insert(slot, ids.len());
+                }
                 ids.push(SignerIdentity {
                     creator,
                     msp,
@@ -393,19 +532,19 @@ impl<'m> Evaluation<'_, 'm> {
     fn rule(
         &self,
         rule: &Rule,
-        principals: &[MspPrincipal],
-        ids: &[SignerIdentity<'m>],
-        used: &mut [bool],
+        principals: &[Principal],
+        ids: &[SignerIdentity<'a, 'm>],
+        used: &mut Used,
     ) -> bool {
         match rule {
             Rule::NOutOf { n, rules } => {
                 let mut verified: i32 = 0;
-                let mut scratch = vec![false; used.len()];
+                let mut scratch = used.clone();
                 for r in rules {
-                    scratch.copy_from_slice(used);
+                    scratch.clone_from(used);
                     if self.rule(r, principals, ids, &mut scratch) {
                         verified += 1;
-                        used.copy_from_slice(&scratch);
+                        used.clone_from(&scratch);
                     }
                 }
                 verified >= *n
@@ -413,11 +552,11 @@ impl<'m> Evaluation<'_, 'm> {
             Rule::SignedBy(index) => {
                 let principal = &principals[*index];
                 for (i, id) in ids.iter().enumerate() {
-                    if used[i] {
+                    if used.get(i) {
                         continue;
                     }
                     if self.satisfies_principal(id, principal).is_ok() {
-                        used[i] = true;
+                        used.set(i);
                         return true;
                     }
                 }
@@ -428,7 +567,7 @@ impl<'m> Evaluation<'_, 'm> {
 
     /// The identity validated against its MSP (cached by the manager across
     /// evaluations, and here within one).
-    fn validate(&self, id: &SignerIdentity<'m>) -> Result<Arc<Identity>, String> {
+    fn validate(&self, id: &SignerIdentity<'a, 'm>) -> Result<Arc<Identity>, String> {
         id.validated
             .get_or_init(|| self.msps.validate_creator(&id.creator, self.crypto))
             .clone()
@@ -438,26 +577,29 @@ impl<'m> Evaluation<'_, 'm> {
     /// satisfied when all of its principals are.
     fn satisfies_principal(
         &self,
-        id: &SignerIdentity<'m>,
-        principal: &MspPrincipal,
+        id: &SignerIdentity<'a, 'm>,
+        principal: &Principal,
     ) -> Result<(), String> {
+        let Principal { principal, role } = principal;
         if principal.principal_classification != Classification::Combined as i32 {
-            return self.satisfies_single(id, principal);
+            return self.satisfies_single(id, principal, role.as_ref());
         }
         let mut singles = Vec::new();
         collect_principals(principal, &mut singles)?;
         for single in &singles {
-            self.satisfies_single(id, single)?;
+            self.satisfies_single(id, single, None)?;
         }
         Ok(())
     }
 
     /// Fabric's `satisfiesPrincipalInternalV142` (and the V13 / pre-V13 functions it
-    /// falls back to).
+    /// falls back to). `role`: a ROLE principal's `MSPRole` when it was decoded
+    /// already (see [`Principal`]).
     fn satisfies_single(
         &self,
-        id: &SignerIdentity<'m>,
+        id: &SignerIdentity<'a, 'm>,
         principal: &MspPrincipal,
+        role: Option<&Result<MspRole, String>>,
     ) -> Result<(), String> {
         let msp = id.msp;
         let different_msp = |expected: &str| {
@@ -474,8 +616,14 @@ impl<'m> Evaluation<'_, 'm> {
         };
         match Classification::try_from(principal.principal_classification) {
             Ok(Classification::Role) => {
-                let role = MspRole::decode(principal.principal.as_ref())
-                    .map_err(|e| format!("could not unmarshal MSPRole from principal: {e}"))?;
+                let decoded;
+                let role = match role {
+                    Some(role) => role.as_ref().map_err(Clone::clone)?,
+                    None => {
+                        decoded = decode_role(principal)?;
+                        &decoded
+                    }
+                };
                 if role.msp_identifier != msp.name() {
                     return Err(different_msp(&role.msp_identifier));
                 }
@@ -592,7 +740,7 @@ impl<'m> Evaluation<'_, 'm> {
     }
 
     /// Fabric's CLIENT / PEER / ORDERER role check: valid, and carrying the role's OU.
-    fn has_role(&self, id: &SignerIdentity<'m>, role: NodeRole) -> Result<(), String> {
+    fn has_role(&self, id: &SignerIdentity<'a, 'm>, role: NodeRole) -> Result<(), String> {
         let msp = id.msp;
         let identity = self.validate(id).map_err(|e| {
             format!(
@@ -1488,6 +1636,64 @@ mod tests {
         // Two identities: satisfied.
         let sigs = [sig(&user1(), b"one"), sig(&peer0(), b"two")];
         assert_eq!(eval(&two_members, &msps, "/Channel/P", &sigs), Ok(()));
+    }
+
+    #[test]
+    fn more_than_64_signers() {
+        // 65 distinct identities with User1's key: its certificate re-signed by the
+        // CA with the serial number's last byte changed.
+        let user = user1();
+        let serial = crate::msp::ParsedIdentity::from_serialized(&user.creator())
+            .unwrap()
+            .cert
+            .serial_number()
+            .to_vec();
+        let sigs: Vec<Sig> = (0..65u8)
+            .map(|i| {
+                let mut other = serial.clone();
+                *other.last_mut().unwrap() = i;
+                let cert = mint_cert(
+                    &user.cert_pem,
+                    &org1_ca_key(),
+                    |tbs| replace_once(tbs, &serial, &other),
+                    false,
+                );
+                Sig {
+                    data: vec![i],
+                    identity: serialized("Org1MSP", &cert),
+                    signature: sign(&user.key, &[i]),
+                }
+            })
+            .collect();
+        let msps = fixture_msps();
+        let n_members = |n: i32| n_out_of(n, (0..n).map(|_| signed_by(0)).collect());
+        let policy = |rule: SignaturePolicy| single(signature(rule, vec![member("Org1MSP")]));
+        for (count, n, expected) in [
+            (64, 64, Ok(())),
+            (64, 65, Err(NOT_SATISFIED.to_string())),
+            (65, 65, Ok(())),
+            (65, 66, Err(NOT_SATISFIED.to_string())),
+        ] {
+            assert_eq!(
+                eval(&policy(n_members(n)), &msps, "/Channel/P", &sigs[..count]),
+                expected,
+                "{n} of {count} signers"
+            );
+        }
+        // A failed branch gives its identities back, beyond 64 identities too.
+        for count in [64, 65] {
+            let n = count as i32;
+            let either = n_out_of(1, vec![n_members(n + 1), n_members(n)]);
+            assert_eq!(
+                eval(&policy(either), &msps, "/Channel/P", &sigs[..count]),
+                Ok(())
+            );
+            let both = n_out_of(2, vec![n_members(n), n_members(1)]);
+            assert_eq!(
+                eval(&policy(both), &msps, "/Channel/P", &sigs[..count]),
+                Err(NOT_SATISFIED.into())
+            );
+        }
     }
 
     #[test]
