@@ -39,9 +39,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The AtomicBroadcast server, generated from this description rather than from
-/// ab.proto so that Deliver can send blocks the ledger already holds encoded
-/// (`EncodedDeliverResponse`, the same bytes on the wire as `DeliverResponse`).
+/// The AtomicBroadcast server's Broadcast, generated from this description rather
+/// than from ab.proto: the orderer serves Deliver itself, writing the blocks the
+/// ledger holds encoded (`EncodedDeliverResponse`) without copying them.
 fn server() {
     use tonic_build::manual::{Builder, Method, Service};
     let method = |name: &str, route: &str, output: &str| {
@@ -62,11 +62,6 @@ fn server() {
             "broadcast",
             "Broadcast",
             "crate::orderer::BroadcastResponse",
-        ))
-        .method(method(
-            "deliver",
-            "Deliver",
-            "crate::orderer::EncodedDeliverResponse",
         ))
         .build();
     Builder::new()

@@ -3,7 +3,9 @@
 //! instance. Calls are synchronous and short (filters, cutter) and each runs under a
 //! deadline and a memory limit: a component that traps, loops or blows up its memory
 //! answers that message with INTERNAL_SERVER_ERROR, it never takes the orderer down.
-//! The host's crypto import runs at native speed, with `ring`.
+//! The host's crypto import runs at native speed, with `ring`. With `--native-core` the
+//! same core crate runs linked into the host instead (see `native`), behind the same
+//! types, to measure what wasm costs.
 
 use anyhow::Result;
 use fabric_protos::common::Status;

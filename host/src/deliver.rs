@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tonic::Streaming;
 
 /// Blocks go out as the ledger holds them: one encoding shared by every stream.
-pub type Responses = mpsc::Sender<Result<EncodedDeliverResponse, tonic::Status>>;
+pub type Responses = mpsc::Sender<EncodedDeliverResponse>;
 
 /// Fabric's default `General.Authentication.TimeWindow`.
 const TIME_WINDOW_NANOS: u64 = 15 * 60 * 1_000_000_000;
@@ -38,7 +38,7 @@ pub async fn handle(
             return;
         };
         let response = EncodedDeliverResponse::Status(status as i32);
-        if responses.send(Ok(response)).await.is_err() || status != Status::Success {
+        if responses.send(response).await.is_err() || status != Status::Success {
             return;
         }
     }
@@ -207,7 +207,7 @@ async fn stream_range(
             return Some(status);
         }
         responses
-            .send(Ok(EncodedDeliverResponse::Block(raw)))
+            .send(EncodedDeliverResponse::Block(raw))
             .await
             .ok()?;
         if number == stop_number {

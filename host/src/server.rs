@@ -1,27 +1,31 @@
 //! The gRPC server: `orderer.AtomicBroadcast` on the client listener.
 
+mod deliver_route;
+
+use crate::broadcast;
 use crate::registrar::Registrar;
-use crate::{broadcast, deliver};
 use fabric_protos::common::Envelope;
+use fabric_protos::orderer::BroadcastResponse;
 use fabric_protos::orderer::atomic_broadcast_server::{AtomicBroadcast, AtomicBroadcastServer};
-use fabric_protos::orderer::{BroadcastResponse, EncodedDeliverResponse};
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::body::Body;
+use tonic::codegen::{BoxFuture, Context, Poll, Service, http};
 use tonic::{Request, Response, Status, Streaming};
 
 /// Fabric's default gRPC message limit (General.MaxRecvMsgSize / MaxSendMsgSize).
 pub const MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
 
-struct Service {
+struct Broadcast {
     registrar: Arc<Registrar>,
 }
 
 #[tonic::async_trait]
-impl AtomicBroadcast for Service {
+impl AtomicBroadcast for Broadcast {
     type BroadcastStream = ReceiverStream<Result<BroadcastResponse, Status>>;
-    type DeliverStream = ReceiverStream<Result<EncodedDeliverResponse, Status>>;
 
     async fn broadcast(
         &self,
@@ -35,18 +39,35 @@ impl AtomicBroadcast for Service {
         ));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
+}
 
-    async fn deliver(
-        &self,
-        request: Request<Streaming<Envelope>>,
-    ) -> Result<Response<Self::DeliverStream>, Status> {
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(deliver::handle(
-            self.registrar.clone(),
-            request.into_inner(),
-            tx,
-        ));
-        Ok(Response::new(ReceiverStream::new(rx)))
+/// `orderer.AtomicBroadcast`: Deliver by [`deliver_route`], everything else by the
+/// generated service (Broadcast, and tonic's UNIMPLEMENTED for unknown methods).
+#[derive(Clone)]
+struct Routes {
+    generated: AtomicBroadcastServer<Broadcast>,
+    registrar: Arc<Registrar>,
+}
+
+impl tonic::server::NamedService for Routes {
+    const NAME: &'static str = "orderer.AtomicBroadcast";
+}
+
+impl Service<http::Request<Body>> for Routes {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        if request.uri().path() == deliver_route::PATH {
+            let registrar = self.registrar.clone();
+            return Box::pin(async move { Ok(deliver_route::serve(registrar, request).await) });
+        }
+        self.generated.call(request)
     }
 }
 
@@ -57,9 +78,15 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!("serving orderer.AtomicBroadcast on {addr}");
-    let service = AtomicBroadcastServer::new(Service { registrar })
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let generated = AtomicBroadcastServer::new(Broadcast {
+        registrar: registrar.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let service = Routes {
+        generated,
+        registrar,
+    };
     // Flow-control windows that grow with the connection's bandwidth-delay product,
     // as Go gRPC's BDP estimation does: 64 KiB windows stall a stream of 3 KB
     // envelopes on window updates.

@@ -24,6 +24,26 @@ impl Default for EncodedDeliverResponse {
     }
 }
 
+impl EncodedDeliverResponse {
+    /// The encoding in two pieces: the field's key and length (or the whole status),
+    /// then the block's bytes as they are (empty for a status), so that a server can
+    /// write a block without copying it.
+    pub fn into_parts(self) -> (Bytes, Bytes) {
+        let mut head = Vec::with_capacity(16);
+        match self {
+            EncodedDeliverResponse::Status(status) => {
+                int32::encode(STATUS, &status, &mut head);
+                (head.into(), Bytes::new())
+            }
+            EncodedDeliverResponse::Block(block) => {
+                prost::encoding::encode_key(BLOCK, WireType::LengthDelimited, &mut head);
+                prost::encoding::encode_varint(block.len() as u64, &mut head);
+                (head.into(), block)
+            }
+        }
+    }
+}
+
 impl prost::Message for EncodedDeliverResponse {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         // A oneof member is written even when it holds the default value.
@@ -112,6 +132,19 @@ mod tests {
                 decoded.encode_to_vec(),
                 "{status:?}"
             );
+        }
+    }
+
+    #[test]
+    fn parts_make_the_encoding() {
+        for response in [
+            EncodedDeliverResponse::Block(block().encode_to_vec().into()),
+            EncodedDeliverResponse::Block(Bytes::new()),
+            EncodedDeliverResponse::Status(Status::NotFound as i32),
+        ] {
+            let whole = response.encode_to_vec();
+            let (head, body) = response.into_parts();
+            assert_eq!([head, body].concat(), whole);
         }
     }
 
