@@ -386,10 +386,10 @@ pub fn parse_go_duration(text: &str) -> Result<i64, String> {
     }
 }
 
-/// Fixtures from the real Fabric v2.5.12 tools (`/work/shared/fabric`) and helpers to
+/// Fixtures from the real Fabric v2.5.12 tools (`testdata/fabric`) and helpers to
 /// sign fresh envelopes and mint certificates with the fixture keys (test keys).
 /// Fixture identities and helpers for tests, also for policy crates (feature
-/// `testkit`): the fixtures live in `../shared/fabric` beside the repository.
+/// `testkit`): the fixtures live in the repository's `testdata/fabric`.
 #[cfg(any(test, feature = "testkit"))]
 #[doc(hidden)]
 pub mod testkit {

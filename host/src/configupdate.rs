@@ -350,7 +350,7 @@ mod tests {
 
     fn fabric(path: &str) -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fabric")
+            .join("../testdata/fabric")
             .join(path)
     }
 

@@ -24,7 +24,7 @@ const CHANNEL: &str = "mychannel";
 const FRESH: usize = 1_200;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fabric")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/fabric")
 }
 
 fn read_block(name: &str) -> Vec<u8> {

@@ -338,7 +338,7 @@ mod tests {
     use p256::ecdsa::signature::Verifier;
 
     fn fixtures() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fabric")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/fabric")
     }
 
     fn orderer_msp() -> PathBuf {

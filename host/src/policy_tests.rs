@@ -16,7 +16,7 @@ use crate::identity::Signer;
 const CHANNEL: &str = "mychannel";
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fabric")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/fabric")
 }
 
 fn signer(org_path: &str, msp_id: &str) -> Signer {

@@ -23,7 +23,7 @@ use super::*;
 use crate::identity::{Signer, certificate_public_key, first_pem_block};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fabric")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/fabric")
 }
 
 struct Decoded {

@@ -17,7 +17,7 @@ use std::time::Instant;
 const CHANNEL: &str = "mychannel";
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fabric")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/fabric")
 }
 
 fn signer(path: &str, msp_id: &str) -> Signer {

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use tonic::transport::Channel;
 
 pub fn fabric() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fabric")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/fabric")
 }
 
 pub fn fixture_msp(path: &str) -> PathBuf {
