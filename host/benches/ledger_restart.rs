@@ -256,7 +256,7 @@ fn extend(dir: &Path, shape: &Shape, bytes: u64) -> Result<()> {
         );
     }
     let tip = Block::decode(ledger.get(height - 1)?.context("tip")?)?;
-    let last_config = orderer::blockwriter::last_config(&tip);
+    let last_config = orderer::protoutil::last_config(&tip);
     let mut maker = Maker::new(shape.envelopes_per_block, Some((&ledger, last_config)));
     let start = Instant::now();
     let mut total = 0u64;

@@ -1,7 +1,8 @@
 //! The admin listener: which core component each channel runs, and swapping it
 //! while serving (`/core/v1/channels/{channel}`), with JSON answers.
 
-use crate::registrar::Registrar;
+use crate::hotswap;
+use crate::multichannel::Registrar;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
@@ -46,59 +47,50 @@ fn answer<T: serde::Serialize>(result: Result<T, String>, failure: StatusCode) -
 }
 
 /// The 404 answer for a channel this orderer does not serve.
-fn unknown(registrar: &Registrar, channel: &str) -> Option<Response> {
-    registrar.get(channel).is_none().then(|| {
-        error(
-            StatusCode::NOT_FOUND,
-            format!("channel {channel} does not exist"),
-        )
-    })
+fn unknown(channel: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("channel {channel} does not exist"),
+    )
 }
 
-async fn status(State(registrar): State<Arc<Registrar>>, Path(channel): Path<String>) -> Response {
-    if let Some(response) = unknown(&registrar, &channel) {
-        return response;
-    }
-    answer(
-        registrar.core_state(&channel),
-        StatusCode::INTERNAL_SERVER_ERROR,
-    )
+async fn status(State(registrar): State<Arc<Registrar>>, Path(name): Path<String>) -> Response {
+    let Some(support) = registrar.get(&name) else {
+        return unknown(&name);
+    };
+    Json(support.core.state()).into_response()
 }
 
 async fn load(
     State(registrar): State<Arc<Registrar>>,
-    Path(channel): Path<String>,
+    Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Some(response) = unknown(&registrar, &channel) {
-        return response;
-    }
-    answer(
-        registrar.load_core(&channel, body.to_vec()).await,
-        StatusCode::BAD_REQUEST,
-    )
+    let Some(support) = registrar.get(&name) else {
+        return unknown(&name);
+    };
+    let limits = registrar.settings().limits;
+    let loaded = hotswap::load(&*support, registrar.cache(), limits, body.to_vec()).await;
+    answer(loaded, StatusCode::BAD_REQUEST)
 }
 
-async fn rollback(
-    State(registrar): State<Arc<Registrar>>,
-    Path(channel): Path<String>,
-) -> Response {
-    if let Some(response) = unknown(&registrar, &channel) {
-        return response;
-    }
-    answer(registrar.rollback(&channel).await, StatusCode::BAD_REQUEST)
+async fn rollback(State(registrar): State<Arc<Registrar>>, Path(name): Path<String>) -> Response {
+    let Some(support) = registrar.get(&name) else {
+        return unknown(&name);
+    };
+    let rolled_back = hotswap::rollback(&*support, None).await;
+    answer(rolled_back, StatusCode::BAD_REQUEST)
 }
 
 async fn dry_run(
     State(registrar): State<Arc<Registrar>>,
-    Path(channel): Path<String>,
+    Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Some(response) = unknown(&registrar, &channel) {
-        return response;
-    }
-    answer(
-        registrar.dry_run(&channel, body.to_vec()).await,
-        StatusCode::BAD_REQUEST,
-    )
+    let Some(support) = registrar.get(&name) else {
+        return unknown(&name);
+    };
+    let limits = registrar.settings().limits;
+    let verdicts = hotswap::dry_run(&*support, registrar.cache(), limits, body.to_vec()).await;
+    answer(verdicts, StatusCode::BAD_REQUEST)
 }

@@ -3,8 +3,8 @@
 //! ends with a status; SUCCESS lets the client send the next request on the same
 //! stream, any other status closes it.
 
-use crate::chain::now_unix_nanos;
-use crate::registrar::{ChainSupport, Registrar};
+use crate::multichannel::{ChainSupport, Registrar};
+use crate::protoutil::now_unix_nanos;
 use fabric_protos::common::{ChannelHeader, Envelope, Payload, SignatureHeader, Status};
 use fabric_protos::orderer::seek_info::{SeekBehavior, SeekErrorResponse};
 use fabric_protos::orderer::{EncodedDeliverResponse, SeekInfo, SeekPosition, seek_position};
@@ -62,7 +62,7 @@ async fn deliver_blocks(
     // A halted consenter answers SERVICE_UNAVAILABLE, unless the client asked for
     // BEST_EFFORT (whatever the ledger has).
     let strict = seek.error_response != SeekErrorResponse::BestEffort as i32;
-    if strict && support.chain.is_halted() {
+    if strict && support.chain.errored() {
         return Some(Status::ServiceUnavailable);
     }
     let mut session = Session {
@@ -99,11 +99,12 @@ struct Session {
 
 impl Session {
     fn authorize(&mut self, support: &ChainSupport) -> Result<(), Status> {
-        let config_seq = support.validators.sequence();
+        let config_seq = support.processor.validators().sequence();
         let now = now_unix_nanos();
         let access = tokio::task::block_in_place(|| {
             support
-                .validators
+                .processor
+                .validators()
                 .with(|core| core.authorize_deliver(&self.request, now))
         });
         match access {
@@ -124,7 +125,7 @@ impl Session {
     }
 
     fn evaluate(&mut self, support: &ChainSupport) -> Result<(), Status> {
-        if support.validators.sequence() != self.config_seq {
+        if support.processor.validators().sequence() != self.config_seq {
             return self.authorize(support);
         }
         if now_unix_nanos() > self.expires {

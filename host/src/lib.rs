@@ -1,23 +1,25 @@
 //! A Hyperledger Fabric compatible ordering service whose filters, block cutter and
 //! block builder run as a WebAssembly component. The binary is `orderer`; the modules
 //! are public so end-to-end tests and tools can sign and check like a client does.
+//! docs/ARCHITECTURE.md walks through them in the order a transaction meets them.
 
 pub mod admin;
-pub mod blockwriter;
 pub mod bootstrap;
 pub mod broadcast;
-pub mod chain;
 pub mod client;
+pub mod comm;
 pub mod component;
 pub mod config;
-pub mod configupdate;
+pub mod consensus;
 pub mod deliver;
 #[cfg(test)]
 mod determinism_tests;
 pub mod hotswap;
 pub mod identity;
 pub mod ledger;
+pub mod msgprocessor;
+pub mod multichannel;
 #[cfg(test)]
 mod policy_tests;
-pub mod registrar;
+pub mod protoutil;
 pub mod server;

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use orderer::{admin, bootstrap, client, component, config, identity, registrar, server};
+use orderer::{admin, bootstrap, client, component, config, identity, multichannel, server};
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -87,7 +87,7 @@ async fn start(args: config::StartArgs) -> Result<()> {
     let registrar = Arc::new(if args.native_core {
         let cache = component::ComponentCache::new(args.data_dir.join("components"));
         let core = component::CoreComponent::native();
-        registrar::Registrar::with_core(args.data_dir.clone(), signer, core, cache, settings)
+        multichannel::Registrar::with_core(args.data_dir.clone(), signer, core, cache, settings)
     } else {
         let (core_wasm, what) = match &args.core_file {
             Some(path) => (
@@ -101,7 +101,7 @@ async fn start(args: config::StartArgs) -> Result<()> {
             ),
         };
         tokio::task::block_in_place(|| {
-            registrar::Registrar::new(args.data_dir.clone(), signer, &core_wasm, settings)
+            multichannel::Registrar::new(args.data_dir.clone(), signer, &core_wasm, settings)
         })
         .context(what)?
     });
@@ -124,7 +124,7 @@ async fn start(args: config::StartArgs) -> Result<()> {
         let (channel, joined) = registrar
             .join(&bytes)
             .with_context(|| format!("genesis block {}", path.display()))?;
-        if matches!(joined, registrar::Joined::New) {
+        if matches!(joined, multichannel::Joined::New) {
             tracing::info!(channel, "joined channel from {}", path.display());
         }
     }

@@ -1,4 +1,4 @@
-//! The example filter policies (`policies/`), built by host/build.rs as components of
+//! The example filter policies (`filter-plugins/`), built by tests/components as components of
 //! the same WIT world, loaded in place of the built-in core: each says who it is and
 //! acts on the fixture channel as its native tests say, inside wasm.
 
@@ -60,7 +60,7 @@ fn open(component: &CoreComponent) -> Result<CoreChannel> {
         .header
         .unwrap()
         .encode_to_vec();
-    component.open_channel(&genesis, &tip)
+    Ok(component.open_channel(&genesis, &tip)?)
 }
 
 fn envelope(signer: &Signer, data: Vec<u8>) -> Vec<u8> {
@@ -91,7 +91,7 @@ fn builtin_core_describes_itself() -> Result<()> {
 #[test]
 fn max_tx_size_limits_org1() -> Result<()> {
     const ORG1_LIMIT: u64 = 16 * 1024;
-    let component = load(env!("POLICY_MAX_TX_SIZE_WASM"));
+    let component = load(test_components::MAX_TX_SIZE);
     assert_eq!(
         component.describe()?,
         (
@@ -155,7 +155,7 @@ fn max_tx_size_limits_org1() -> Result<()> {
 #[test]
 fn rate_limit_per_creator_on_the_hosts_time() -> Result<()> {
     const BURST: usize = 200;
-    let component = load(env!("POLICY_RATE_LIMIT_WASM"));
+    let component = load(test_components::RATE_LIMIT);
     assert_eq!(
         component.describe()?,
         (
@@ -214,9 +214,9 @@ fn rate_limit_per_creator_on_the_hosts_time() -> Result<()> {
 #[test]
 fn broken_components_load() -> Result<()> {
     for (path, name) in [
-        (env!("BROKEN_LOOP_WASM"), "broken-loop"),
-        (env!("BROKEN_PANIC_WASM"), "broken-panic"),
-        (env!("BROKEN_ALLOC_WASM"), "broken-alloc"),
+        (test_components::BROKEN_LOOP, "broken-loop"),
+        (test_components::BROKEN_PANIC, "broken-panic"),
+        (test_components::BROKEN_ALLOC, "broken-alloc"),
     ] {
         let component = load(path);
         assert_eq!(component.describe()?.0, name);
@@ -229,7 +229,7 @@ fn broken_components_load() -> Result<()> {
 /// carries on. (Loop and alloc need the host's deadline and memory limit.)
 #[test]
 fn broken_panic_traps_into_a_rejection() -> Result<()> {
-    let component = load(env!("BROKEN_PANIC_WASM"));
+    let component = load(test_components::BROKEN_PANIC);
     let mut channel = open(&component)?;
     let err = channel
         .validate(&envelope(&user1(), vec![1]), unix_nanos(now()))

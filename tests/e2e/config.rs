@@ -9,7 +9,7 @@ use fabric_protos::common::{
 use fabric_protos::msp::{MspPrincipal, MspRole, msp_principal, msp_role};
 use fabric_protos::orderer::deliver_response;
 use fabric_protos::orderer::seek_info::SeekBehavior::BlockUntilReady;
-use orderer::configupdate;
+use orderer::client::configupdate;
 use orderer::identity::Signer;
 use prost::Message;
 use std::process::Command;
@@ -77,7 +77,7 @@ async fn fabric_update_envelopes_as_the_real_orderer_answered() {
     );
     assert_eq!(last_update_of(ours), last_update_of(&theirs));
     assert_eq!(
-        orderer::blockwriter::last_config(ours),
+        orderer::protoutil::last_config(ours),
         1,
         "a config block points at itself"
     );
@@ -98,7 +98,7 @@ async fn fabric_update_envelopes_as_the_real_orderer_answered() {
     assert!(
         blocks
             .iter()
-            .all(|b| orderer::blockwriter::last_config(b) == 1)
+            .all(|b| orderer::protoutil::last_config(b) == 1)
     );
     let config = ordering_core::config::ChannelConfig::from_config_block(
         &ours.encode_to_vec(),

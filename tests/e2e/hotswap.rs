@@ -44,7 +44,7 @@ fn fixture_with_core(data_dir: &std::path::Path, core: &str) -> Orderer {
 #[tokio::test(flavor = "multi_thread")]
 async fn start_with_core_file_serves_that_component_and_caches_it() {
     let dir = tempfile::tempdir().unwrap();
-    let policy = env!("POLICY_MAX_TX_SIZE_WASM");
+    let policy = test_components::MAX_TX_SIZE;
     let user = user1();
     let mut orderer = fixture_with_core(dir.path(), policy);
     let responses = broadcast(
@@ -128,7 +128,7 @@ async fn admin_api_swaps_the_core_while_serving() {
     let dir = tempfile::tempdir().unwrap();
     let orderer = Orderer::dev(dir.path());
     let user = dev_user(dir.path());
-    let policy = env!("POLICY_MAX_TX_SIZE_WASM");
+    let policy = test_components::MAX_TX_SIZE;
 
     let (ok, status, err) = core_cli(&orderer, &["status", "--channel", DEV]);
     assert!(ok, "{err}");
@@ -136,6 +136,10 @@ async fn admin_api_swaps_the_core_while_serving() {
     assert_eq!(status["name"], "ordering-core");
     let builtin_sha = status["sha256"].as_str().unwrap().to_string();
 
+    // A dry run first compiles the policy into the orderer's cache, so the load below
+    // lands well inside the batch timeout even on a busy machine.
+    let (ok, _, err) = core_cli(&orderer, &["dry-run", "--channel", DEV, policy]);
+    assert!(ok, "{err}");
     // Three messages wait in the cutter (2 s BatchTimeout) while the core is swapped.
     let pending = (0..3).map(|i| tx(&user, DEV, 100, i)).collect();
     assert!(
@@ -214,7 +218,7 @@ async fn native_core_orders_and_hands_over_to_a_component() {
     assert_eq!(tx_count(block), 3);
 
     // A wasm component takes over from the native core, and gives it back.
-    let policy = env!("POLICY_MAX_TX_SIZE_WASM");
+    let policy = test_components::MAX_TX_SIZE;
     let (ok, _, err) = core_cli(&orderer, &["load", "--channel", DEV, policy]);
     assert!(ok, "{err}");
     let big = broadcast(&orderer, vec![tx(&user, DEV, 20 * 1024, 9)]).await;

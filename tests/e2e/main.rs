@@ -9,4 +9,5 @@ mod config;
 mod deliver;
 mod fixture;
 mod hotswap;
+mod readme;
 mod restart;

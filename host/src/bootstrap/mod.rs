@@ -7,6 +7,7 @@
 
 pub mod crypto;
 pub mod genesis;
+pub mod mspconfig;
 
 use std::path::{Path, PathBuf};
 

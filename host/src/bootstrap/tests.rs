@@ -16,9 +16,8 @@ use sha2::{Digest, Sha256};
 use x509_cert::der::oid::AssociatedOid;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
 
-use super::genesis::{
-    ChannelProfile, OrgProfile, genesis_block_from_profile, verifying_msp_config,
-};
+use super::genesis::{ChannelProfile, OrgProfile, genesis_block_from_profile};
+use super::mspconfig::{self, verifying_msp_config};
 use super::*;
 use crate::identity::{Signer, certificate_public_key, first_pem_block};
 
@@ -535,7 +534,7 @@ fn bootstrap_msp_config_yaml_reader() {
         fixtures().join("crypto/peerOrganizations/org1.example.com/msp/config.yaml"),
     )
     .unwrap();
-    let parsed = genesis::parse_msp_config_yaml(&fixture).unwrap();
+    let parsed = mspconfig::parse_msp_config_yaml(&fixture).unwrap();
     let ca = "cacerts/ca.org1.example.com-cert.pem".to_string();
     assert!(parsed.node_ous_enable);
     assert_eq!(parsed.client, Some((ca.clone(), "client".into())));
@@ -545,7 +544,7 @@ fn bootstrap_msp_config_yaml_reader() {
     assert!(parsed.ou_identifiers.is_empty());
 
     let other = "# comment\nOrganizationalUnitIdentifiers:\n  - Certificate: \"cacerts/a.pem\"\n    OrganizationalUnitIdentifier: 'COP'\n  - Certificate: cacerts/b.pem # trailing\n    OrganizationalUnitIdentifier: X\nNodeOUs:\n  Enable: false\n";
-    let parsed = genesis::parse_msp_config_yaml(other).unwrap();
+    let parsed = mspconfig::parse_msp_config_yaml(other).unwrap();
     assert_eq!(
         parsed.ou_identifiers,
         [
@@ -554,5 +553,5 @@ fn bootstrap_msp_config_yaml_reader() {
         ]
     );
     assert!(!parsed.node_ous_enable);
-    assert!(genesis::parse_msp_config_yaml("NodeOUs\n").is_err());
+    assert!(mspconfig::parse_msp_config_yaml("NodeOUs\n").is_err());
 }

@@ -3,8 +3,8 @@
 //! CONFIG_UPDATE envelope (`update --output`, `sign`, `submit`), so `configtxlator`
 //! and `peer channel signconfigtx/update` work on ours and we on theirs.
 
+use super::configupdate::{self, BatchEdits};
 use super::{DeliverSession, Identity, connect};
-use crate::configupdate::{self, BatchEdits};
 use crate::identity::Signer;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
@@ -160,7 +160,7 @@ pub async fn run(args: ChannelArgs) -> Result<()> {
             output,
         } => {
             let envelope = read_envelope(&input)?;
-            let payload_channel = crate::broadcast::channel_header(&envelope)
+            let payload_channel = crate::protoutil::channel_header(&envelope)
                 .map_err(|e| anyhow!("{}: {e}", input.display()))?
                 .channel_id;
             let mut update = configupdate::update_of_envelope(&envelope)

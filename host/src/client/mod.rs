@@ -6,10 +6,11 @@
 
 pub mod bench;
 pub mod channel;
+pub mod configupdate;
 pub mod core;
 
+use crate::comm::MAX_MESSAGE_BYTES;
 use crate::identity::Signer;
-use crate::server::MAX_MESSAGE_BYTES;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use fabric_protos::common::{Block, Envelope, HeaderType, Metadata, SignatureHeader, Status};
@@ -183,7 +184,7 @@ impl DeliverSession {
     /// The channel's latest config block, found through the newest block's LAST_CONFIG.
     pub(crate) async fn latest_config_block(&mut self) -> Result<Block> {
         let tip = self.tip().await?;
-        self.single(crate::blockwriter::last_config(&tip)).await
+        self.single(crate::protoutil::last_config(&tip)).await
     }
 
     pub(crate) async fn single(&mut self, number: u64) -> Result<Block> {
@@ -291,7 +292,7 @@ fn signatures(block: &Block, config: &ChannelConfig) -> Result<Vec<String>> {
     };
     let metadata = Metadata::decode(raw.clone())?;
     let header = header_der(&block.header.clone().unwrap_or_default());
-    let now = crate::chain::now_unix_nanos();
+    let now = crate::protoutil::now_unix_nanos();
     let mut signers = Vec::new();
     for sig in &metadata.signatures {
         let shdr = SignatureHeader::decode(sig.signature_header.clone())?;

@@ -1,38 +1,50 @@
 //! The built-in core linked into the host (`--native-core`): the same crate the
 //! built-in component is built from, with the host's crypto called directly instead
-//! of through the import. Its answers carry the WIT types, so everything above
-//! [`super::CoreChannel`] cannot tell the two apart; a panic is caught and counted
-//! as a fault, as a trap is for a component.
+//! of through the import, so what wasm costs can be measured against it. A panic is
+//! caught and counted as a fault, as a trap is for a component; deadlines and memory
+//! limits do not apply.
 
-use super::exports::fabric::orderer::core::{BuiltBlock, Cut, Rejection as WitRejection, Verdict};
-use super::{CoreFault, FaultKind, RingCrypto};
-use anyhow::{Result, anyhow};
-use ordering_core::{NoPolicy, Policy, Rejection, blockbuilder, channel, filters};
+use super::crypto::RingCrypto;
+use super::{CoreFault, FaultKind, Instance, OpenError};
+use ordering_core::blockbuilder::BuiltBlock;
+use ordering_core::channel::Cut;
+use ordering_core::filters::Verdict;
+use ordering_core::{NoPolicy, Policy, Rejection};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-pub type NativeChannel = ordering_core::channel::Channel<RingCrypto, NoPolicy>;
+type Channel = ordering_core::channel::Channel<RingCrypto, NoPolicy>;
 
 /// What the built-in component answers to `describe`, marked native.
-pub fn describe() -> (String, String) {
+pub(super) fn describe() -> (String, String) {
     (
         format!("{} (native)", NoPolicy::NAME),
         NoPolicy::VERSION.into(),
     )
 }
 
-pub fn open(config_block: &[u8], tip_header: &[u8], label: &str) -> Result<NativeChannel> {
-    let opened = catch_unwind(|| NativeChannel::open(RingCrypto, config_block, tip_header))
-        .map_err(|panic| anyhow!(panicked(label, panic)))?;
-    opened.map_err(|r| anyhow!("{r}"))
+pub(super) struct NativeInstance {
+    channel: Channel,
+    label: Box<str>,
 }
 
-/// Runs one call; a panic becomes a trap fault.
-pub fn call<T>(
-    channel: &mut NativeChannel,
-    f: impl FnOnce(&mut NativeChannel) -> T,
-    label: &str,
-) -> Result<T, CoreFault> {
-    catch_unwind(AssertUnwindSafe(|| f(channel))).map_err(|panic| panicked(label, panic))
+impl NativeInstance {
+    pub(super) fn open(
+        config_block: &[u8],
+        tip_header: &[u8],
+        label: &str,
+    ) -> Result<Self, OpenError> {
+        let opened = catch_unwind(|| Channel::open(RingCrypto, config_block, tip_header))
+            .map_err(|panic| panicked(label, panic))?;
+        Ok(NativeInstance {
+            channel: opened?,
+            label: label.into(),
+        })
+    }
+
+    fn call<T>(&mut self, f: impl FnOnce(&mut Channel) -> T) -> Result<T, CoreFault> {
+        catch_unwind(AssertUnwindSafe(|| f(&mut self.channel)))
+            .map_err(|panic| panicked(&self.label, panic))
+    }
 }
 
 fn panicked(label: &str, panic: Box<dyn std::any::Any + Send>) -> CoreFault {
@@ -47,33 +59,42 @@ fn panicked(label: &str, panic: Box<dyn std::any::Any + Send>) -> CoreFault {
     }
 }
 
-pub fn rejection(r: Rejection) -> WitRejection {
-    WitRejection {
-        status: r.status as i32 as u16,
-        info: r.info,
-    }
-}
+type Answer<T> = Result<Result<T, Rejection>, CoreFault>;
 
-pub fn verdict(v: filters::Verdict) -> Verdict {
-    Verdict {
-        config_seq: v.config_seq,
-        is_config_update: v.is_config_update,
+impl Instance for NativeInstance {
+    fn validate(&mut self, envelope: &[u8], now: u64) -> Answer<Verdict> {
+        self.call(|c| c.validate(envelope, now))
     }
-}
 
-pub fn built_block(b: blockbuilder::BuiltBlock) -> BuiltBlock {
-    BuiltBlock {
-        number: b.number,
-        header_der: b.header_der,
-        encoded: b.encoded,
-        is_config: b.is_config,
+    fn authorize_deliver(&mut self, envelope: &[u8], now: u64) -> Answer<u64> {
+        self.call(|c| c.authorize_deliver(envelope, now))
     }
-}
 
-/// The WIT `cut` record; why a message was dropped stays native-only, as in WIT.
-pub fn cut(c: channel::Cut) -> Cut {
-    Cut {
-        blocks: c.blocks.into_iter().map(built_block).collect(),
-        pending: c.pending,
+    fn propose_config_update(&mut self, envelope: &[u8], now: u64) -> Answer<Vec<u8>> {
+        self.call(|c| c.propose_config_update(envelope, now))
+    }
+
+    fn validate_config(&mut self, envelope: &[u8], now: u64) -> Answer<Verdict> {
+        self.call(|c| c.validate_config(envelope, now))
+    }
+
+    fn config_sequence(&mut self) -> Result<u64, CoreFault> {
+        self.call(|c| c.config_sequence())
+    }
+
+    fn order(&mut self, envelope: &[u8], config_seq: u64, now: u64) -> Result<Cut, CoreFault> {
+        self.call(|c| c.order(envelope, config_seq, now))
+    }
+
+    fn cut(&mut self) -> Result<Option<BuiltBlock>, CoreFault> {
+        self.call(|c| c.cut())
+    }
+
+    fn batch_timeout_ms(&mut self) -> Result<u64, CoreFault> {
+        self.call(|c| c.batch_timeout_ms())
+    }
+
+    fn pending(&mut self) -> Result<Vec<Vec<u8>>, CoreFault> {
+        self.call(|c| c.pending_envelopes())
     }
 }

@@ -8,11 +8,12 @@ use super::*;
 use crate::broadcast;
 use crate::component::{BUILTIN_CORE, CoreLimits};
 use crate::identity::Signer;
-use crate::registrar::Registrar;
+use crate::multichannel::{ChainSupport, Registrar};
+use crate::protoutil::channel_header;
 use fabric_protos::common::{Block, Envelope, HeaderType, Status};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 const CHANNEL: &str = "mychannel";
 
@@ -37,11 +38,45 @@ fn wasm(path: &str) -> Vec<u8> {
 }
 
 fn max_tx_size() -> Vec<u8> {
-    wasm(env!("POLICY_MAX_TX_SIZE_WASM"))
+    wasm(test_components::MAX_TX_SIZE)
 }
 
 fn rate_limit() -> Vec<u8> {
-    wasm(env!("POLICY_RATE_LIMIT_WASM"))
+    wasm(test_components::RATE_LIMIT)
+}
+
+/// What the admin API does, by channel name.
+trait Admin {
+    async fn load_core(&self, channel: &str, wasm: Vec<u8>) -> Result<CoreState, String>;
+    async fn rollback(&self, channel: &str) -> Result<CoreState, String>;
+    async fn dry_run(&self, channel: &str, wasm: Vec<u8>) -> Result<Vec<DryRunVerdict>, String>;
+    fn core_state(&self, channel: &str) -> Option<CoreState>;
+}
+
+fn support(registrar: &Registrar, channel: &str) -> Result<Arc<ChainSupport>, String> {
+    registrar
+        .get(channel)
+        .ok_or_else(|| format!("channel {channel} does not exist"))
+}
+
+impl Admin for Registrar {
+    async fn load_core(&self, channel: &str, wasm: Vec<u8>) -> Result<CoreState, String> {
+        let support = support(self, channel)?;
+        load(&*support, self.cache(), self.settings().limits, wasm).await
+    }
+
+    async fn rollback(&self, channel: &str) -> Result<CoreState, String> {
+        rollback(&*support(self, channel)?, None).await
+    }
+
+    async fn dry_run(&self, channel: &str, wasm: Vec<u8>) -> Result<Vec<DryRunVerdict>, String> {
+        let support = support(self, channel)?;
+        dry_run(&*support, self.cache(), self.settings().limits, wasm).await
+    }
+
+    fn core_state(&self, channel: &str) -> Option<CoreState> {
+        self.get(channel).map(|support| support.core.state())
+    }
 }
 
 /// A registrar on a fresh (or reused) data folder serving the fixture's solo channel.
@@ -113,6 +148,12 @@ async fn wait_for_core(registrar: &Registrar, name: &str, within: Duration) -> C
 async fn swap_keeps_the_pending_batch() {
     let dir = tempfile::tempdir().unwrap();
     let registrar = registrar(dir.path(), CoreSettings::default());
+    // Compiled beforehand, so the swap lands well inside the 2 s batch timeout even
+    // on a busy machine.
+    registrar
+        .cache()
+        .load(&max_tx_size(), CoreLimits::default())
+        .unwrap();
     let user1 = user1();
     let sent: Vec<Envelope> = (0..10).map(|i| tx(&user1, i, 100)).collect();
     for envelope in &sent {
@@ -369,7 +410,7 @@ async fn dry_run_reports_what_the_candidate_would_reject() {
             "{}",
             verdict.info
         );
-        let chdr = broadcast::channel_header(envelope).unwrap();
+        let chdr = channel_header(envelope).unwrap();
         assert_eq!(verdict.tx_id, chdr.tx_id);
     }
     // The built-in core rejects none of them; nothing changed.
@@ -456,7 +497,7 @@ async fn fault_then_roll_back(path: &str, name: &str, expect: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_loop_hits_the_deadline_and_rolls_back() {
     fault_then_roll_back(
-        env!("BROKEN_LOOP_WASM"),
+        test_components::BROKEN_LOOP,
         "broken-loop",
         "deadline of 100 ms per call exceeded",
     )
@@ -466,7 +507,7 @@ async fn broken_loop_hits_the_deadline_and_rolls_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_panic_traps_and_rolls_back() {
     fault_then_roll_back(
-        env!("BROKEN_PANIC_WASM"),
+        test_components::BROKEN_PANIC,
         "broken-panic",
         "(a panic in the component)",
     )
@@ -476,7 +517,7 @@ async fn broken_panic_traps_and_rolls_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_alloc_hits_the_memory_limit_and_rolls_back() {
     fault_then_roll_back(
-        env!("BROKEN_ALLOC_WASM"),
+        test_components::BROKEN_ALLOC,
         "broken-alloc",
         "memory limit of 128 MiB per instance exceeded",
     )

@@ -4,9 +4,9 @@
 //! instead of being copied into tonic's encode buffer, once per Deliver stream. h2
 //! hands large `Bytes` to the socket without copying them either.
 
+use crate::comm::MAX_MESSAGE_BYTES;
 use crate::deliver;
-use crate::registrar::Registrar;
-use crate::server::MAX_MESSAGE_BYTES;
+use crate::multichannel::Registrar;
 use bytes::{BufMut, Bytes, BytesMut};
 use fabric_protos::common::Envelope;
 use fabric_protos::orderer::EncodedDeliverResponse;

@@ -43,12 +43,8 @@ pub struct Orderer {
 impl Orderer {
     pub fn spawn(data_dir: &Path, extra: &[&str]) -> Orderer {
         std::fs::create_dir_all(data_dir).unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data_dir.join("orderer.log"))
-            .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_orderer"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_orderer"));
+        command
             .args([
                 "start",
                 "--listen",
@@ -58,13 +54,25 @@ impl Orderer {
                 "--data-dir",
             ])
             .arg(data_dir)
-            .args(extra)
+            .args(extra);
+        Orderer::run(command, data_dir)
+    }
+
+    /// Runs `command` (an orderer start) and waits until it listens; its stderr goes
+    /// to `<data_dir>/orderer.log`.
+    pub fn run(mut command: Command, data_dir: &Path) -> Orderer {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("orderer.log"))
+            .unwrap();
+        let mut child = command
             .env_remove("ORDERER_GENERAL_LOCALMSPDIR")
             .env_remove("ORDERER_GENERAL_LOCALMSPID")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
-            .expect("start the orderer binary");
+            .expect("start the orderer");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut stdout = Vec::new();
         let mut admin = String::new();

@@ -125,18 +125,6 @@ impl BlockWriter {
     }
 }
 
-/// The LAST_CONFIG index a block carries (0 when absent, as in a genesis block).
-pub fn last_config(block: &fabric_protos::common::Block) -> u64 {
-    let slot = fabric_protos::common::BlockMetadataIndex::LastConfig as usize;
-    block
-        .metadata
-        .as_ref()
-        .and_then(|m| m.metadata.get(slot))
-        .and_then(|raw| Metadata::decode(raw.clone()).ok())
-        .and_then(|m| LastConfig::decode(m.value).ok())
-        .map_or(0, |lc| lc.index)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,8 @@
 mod deliver_route;
 
 use crate::broadcast;
-use crate::registrar::Registrar;
+use crate::comm::MAX_MESSAGE_BYTES;
+use crate::multichannel::Registrar;
 use fabric_protos::common::Envelope;
 use fabric_protos::orderer::BroadcastResponse;
 use fabric_protos::orderer::atomic_broadcast_server::{AtomicBroadcast, AtomicBroadcastServer};
@@ -15,9 +16,6 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::body::Body;
 use tonic::codegen::{BoxFuture, Context, Poll, Service, http};
 use tonic::{Request, Response, Status, Streaming};
-
-/// Fabric's default gRPC message limit (General.MaxRecvMsgSize / MaxSendMsgSize).
-pub const MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
 
 struct Broadcast {
     registrar: Arc<Registrar>,

@@ -1,0 +1,109 @@
+//! One channel's parts (Fabric's multichannel ChainSupport): its ledger, message
+//! processor, chain and core slot, shared by Broadcast, Deliver and the admin API;
+//! and [`ChainWriter`], the chain's side of the channel (its ConsenterSupport).
+
+use super::blockwriter::BlockWriter;
+use crate::component::{CoreBlock, CoreComponent, FaultSink};
+use crate::consensus::{Chain, ConsenterSupport};
+use crate::hotswap::{CoreSlot, RecentEnvelopes, Swappable};
+use crate::ledger::Ledger;
+use crate::msgprocessor::StandardChannel;
+use anyhow::Result;
+use bytes::Bytes;
+use ordering_core::Rejection;
+use prost::Message;
+use std::sync::Arc;
+
+/// Everything Broadcast, Deliver and the admin API need of one channel.
+pub struct ChainSupport {
+    pub channel_id: String,
+    pub ledger: Arc<Ledger>,
+    pub processor: Arc<StandardChannel>,
+    pub chain: Box<dyn Chain>,
+    /// The core component in force, the ones it replaced, their faults.
+    pub core: Arc<CoreSlot>,
+    /// The last accepted envelopes, for dry runs of a candidate component.
+    pub recent: Arc<RecentEnvelopes>,
+}
+
+impl ChainSupport {
+    /// The latest config block and its sequence.
+    pub fn config(&self) -> (Bytes, u64) {
+        self.processor.validators().config()
+    }
+}
+
+/// The latest config block and the tip header: where a core instance opens.
+fn config_and_tip(processor: &StandardChannel, ledger: &Ledger) -> (Bytes, Vec<u8>) {
+    let (config_block, _) = processor.validators().config();
+    let tip = ledger.tip_header().unwrap_or_default().encode_to_vec();
+    (config_block, tip)
+}
+
+impl Swappable for ChainSupport {
+    fn channel_id(&self) -> &str {
+        &self.channel_id
+    }
+
+    fn slot(&self) -> &CoreSlot {
+        &self.core
+    }
+
+    fn recent(&self) -> &RecentEnvelopes {
+        &self.recent
+    }
+
+    fn config_and_tip(&self) -> (Bytes, Vec<u8>) {
+        config_and_tip(&self.processor, &self.ledger)
+    }
+
+    /// The chain's cutter first (an ordered event), then the validators.
+    async fn switch(&self, component: Arc<CoreComponent>) -> Result<(), String> {
+        self.chain.swap(component.clone()).await?;
+        self.processor.validators().set_core(component);
+        Ok(())
+    }
+}
+
+/// What the chain writes through: Fabric's BlockWriter over the ledger, and the
+/// message processor it re-runs config updates on.
+pub struct ChainWriter {
+    pub channel_id: String,
+    pub ledger: Arc<Ledger>,
+    pub writer: BlockWriter,
+    pub processor: Arc<StandardChannel>,
+    pub slot: Arc<CoreSlot>,
+}
+
+impl ConsenterSupport for ChainWriter {
+    fn channel_id(&self) -> &str {
+        &self.channel_id
+    }
+
+    fn config_and_tip(&self) -> (Bytes, Vec<u8>) {
+        config_and_tip(&self.processor, &self.ledger)
+    }
+
+    fn process_config_update(&self, update: &[u8], now: u64) -> Result<Bytes, Rejection> {
+        self.processor.process_config_update(update, now)
+    }
+
+    fn write_block(&mut self, block: &CoreBlock) -> Result<()> {
+        self.ledger.append(self.writer.finish(block))
+    }
+
+    fn write_config_block(&mut self, block: &CoreBlock, sequence: u64) -> Result<()> {
+        self.writer.set_last_config(block.number);
+        let complete = self.writer.finish(block);
+        // As Fabric's WriteConfigBlock: the new config is in force before the block
+        // is visible, so no Deliver client reads it under the old one.
+        self.processor
+            .validators()
+            .reconfigure(complete.clone(), sequence);
+        self.ledger.append(complete)
+    }
+
+    fn faults(&self) -> &dyn FaultSink {
+        &*self.slot
+    }
+}

@@ -1,0 +1,238 @@
+//! Fabric's multichannel: the registrar of the channels this orderer serves
+//! (joining a channel from its genesis block, reopening every channel from its
+//! ledger at start, looking channels up), each channel's [`ChainSupport`], and the
+//! [`BlockWriter`] that signs blocks.
+
+pub mod blockwriter;
+mod chainsupport;
+
+pub use blockwriter::{BlockWriter, ConsenterMetadata};
+pub use chainsupport::{ChainSupport, ChainWriter};
+
+use crate::component::{ComponentCache, CoreComponent};
+use crate::consensus::Chain;
+use crate::consensus::solo::Solo;
+use crate::hotswap::{self, CoreSettings, CoreSlot, RecentEnvelopes};
+use crate::identity::Signer;
+use crate::ledger::Ledger;
+use crate::msgprocessor::{StandardChannel, ValidatorPool};
+use crate::protoutil;
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use fabric_protos::common::Block;
+use ordering_core::NativeCrypto;
+use ordering_core::config::ChannelConfig;
+use prost::Message;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+pub struct Registrar {
+    chains_dir: PathBuf,
+    /// The component every channel starts with (`--core`, else the built-in core).
+    core: Arc<CoreComponent>,
+    cache: Arc<ComponentCache>,
+    settings: CoreSettings,
+    signer: Arc<Signer>,
+    chains: RwLock<BTreeMap<String, Arc<ChainSupport>>>,
+}
+
+pub enum Joined {
+    New,
+    AlreadyMember,
+}
+
+impl Registrar {
+    /// `core_wasm` is the component every channel starts with; it is loaded through
+    /// the disk cache (`<data_dir>/components`), like every component after it.
+    /// Blocking (compiling takes ~100 ms on a cache miss).
+    pub fn new(
+        data_dir: PathBuf,
+        signer: Arc<Signer>,
+        core_wasm: &[u8],
+        settings: CoreSettings,
+    ) -> Result<Self> {
+        let cache = ComponentCache::new(data_dir.join("components"));
+        let core = cache
+            .load(core_wasm, settings.limits)
+            .context("loading the ordering core component")?;
+        Ok(Self::with_core(data_dir, signer, core, cache, settings))
+    }
+
+    /// Every channel starts with `core` (e.g. [`CoreComponent::native`]); components
+    /// loaded later go through `cache`.
+    pub fn with_core(
+        data_dir: PathBuf,
+        signer: Arc<Signer>,
+        core: CoreComponent,
+        cache: ComponentCache,
+        settings: CoreSettings,
+    ) -> Self {
+        Registrar {
+            chains_dir: data_dir.join("chains"),
+            core: Arc::new(core),
+            cache: Arc::new(cache),
+            settings,
+            signer,
+            chains: RwLock::default(),
+        }
+    }
+
+    /// The component channels start with.
+    pub fn default_core(&self) -> &Arc<CoreComponent> {
+        &self.core
+    }
+
+    /// The compiled-component cache, where swapped-in components are loaded.
+    pub fn cache(&self) -> &Arc<ComponentCache> {
+        &self.cache
+    }
+
+    pub fn settings(&self) -> &CoreSettings {
+        &self.settings
+    }
+
+    /// Reopens every channel found in the ledger folder.
+    pub fn open_existing(&self) -> Result<()> {
+        let Ok(entries) = std::fs::read_dir(&self.chains_dir) else {
+            return Ok(());
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        for name in names {
+            self.start_channel(&name).with_context(|| {
+                format!(
+                    "reopening channel {name} from {}",
+                    self.chains_dir.join(&name).display()
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Joins the channel whose genesis (config) block this is, unless already joined.
+    pub fn join(&self, genesis: &[u8]) -> Result<(String, Joined)> {
+        let block = Block::decode(genesis).map_err(|e| anyhow!("not a common.Block: {e}"))?;
+        let number = block.header.as_ref().map_or(0, |h| h.number);
+        if number != 0 {
+            bail!("block {number} is not a genesis block (number 0)");
+        }
+        let config =
+            ChannelConfig::from_config_block(genesis, &NativeCrypto).map_err(|e| anyhow!("{e}"))?;
+        let channel_id = config.channel_id.clone();
+        if self.get(&channel_id).is_some() {
+            return Ok((channel_id, Joined::AlreadyMember));
+        }
+        consenter_metadata(&config)?;
+        let ledger = Ledger::open(&self.chains_dir.join(&channel_id))?;
+        if ledger.height() == 0 {
+            ledger.append(Bytes::copy_from_slice(genesis))?;
+        }
+        drop(ledger);
+        self.start_channel(&channel_id)?;
+        Ok((channel_id, Joined::New))
+    }
+
+    pub fn get(&self, channel_id: &str) -> Option<Arc<ChainSupport>> {
+        self.chains.read().unwrap().get(channel_id).cloned()
+    }
+
+    pub fn channels(&self) -> Vec<(String, u64)> {
+        let chains = self.chains.read().unwrap();
+        chains
+            .values()
+            .map(|c| (c.channel_id.clone(), c.ledger.height()))
+            .collect()
+    }
+
+    fn start_channel(&self, channel_id: &str) -> Result<()> {
+        let ledger = Arc::new(Ledger::open(&self.chains_dir.join(channel_id))?);
+        let height = ledger.height();
+        if height == 0 {
+            bail!("the ledger holds no block, not even the genesis block");
+        }
+        let tip_bytes = ledger.get(height - 1)?.context("tip block missing")?;
+        let tip = Block::decode(tip_bytes).context("decoding the tip block")?;
+        let tip_header = tip.header.clone().unwrap_or_default().encode_to_vec();
+        let last_config = protoutil::last_config(&tip);
+        let config_block = ledger
+            .get(last_config)?
+            .with_context(|| format!("last config block {last_config} missing"))?;
+        let config = ChannelConfig::from_config_block(&config_block, &NativeCrypto)
+            .map_err(|e| anyhow!("{e}"))?;
+        if config.channel_id != channel_id {
+            bail!("the config block names channel {:?}", config.channel_id);
+        }
+        let consenter = consenter_metadata(&config)?;
+        if matches!(consenter, ConsenterMetadata::EtcdRaft { .. }) {
+            tracing::info!(
+                channel = channel_id,
+                "single-node etcdraft channel: ordered by the solo chain until Raft exists"
+            );
+        }
+
+        let (slot, rollbacks) = CoreSlot::new(channel_id, self.core.clone(), self.settings.clone());
+        let validators = ValidatorPool::new(
+            &config,
+            config_block,
+            tip_header.into(),
+            self.core.clone(),
+            slot.clone(),
+        );
+        let processor = Arc::new(StandardChannel::new(
+            channel_id,
+            Arc::new(validators),
+            self.signer.clone(),
+        ));
+        let writer = ChainWriter {
+            channel_id: channel_id.to_string(),
+            ledger: ledger.clone(),
+            writer: BlockWriter::new(self.signer.clone(), last_config, consenter),
+            processor: processor.clone(),
+            slot: slot.clone(),
+        };
+        let chain = Solo::new(writer, self.core.clone())
+            .with_context(|| format!("opening channel {channel_id} in the ordering core"))?;
+        chain.start();
+        tracing::info!(channel = channel_id, height, consensus = %config.consensus.kind, "serving channel");
+        let support = Arc::new(ChainSupport {
+            channel_id: channel_id.to_string(),
+            ledger,
+            processor,
+            chain: Box::new(chain),
+            core: slot,
+            recent: Arc::new(RecentEnvelopes::new(self.settings.recent_envelopes)),
+        });
+        hotswap::supervise(Arc::downgrade(&support), rollbacks);
+        self.chains
+            .write()
+            .unwrap()
+            .insert(channel_id.to_string(), support);
+        Ok(())
+    }
+}
+
+/// The consenter set must be one we can order: solo, or etcdraft with one consenter.
+fn consenter_metadata(config: &ChannelConfig) -> Result<ConsenterMetadata> {
+    match config.consensus.kind.as_str() {
+        "solo" => Ok(ConsenterMetadata::Solo),
+        "etcdraft" => match config.etcdraft_consenters() {
+            Some(1) => Ok(ConsenterMetadata::EtcdRaft {
+                consenter_ids: vec![1],
+            }),
+            n => bail!(
+                "channel {}: etcdraft with {} consenters is not supported yet (one node only: solo or a single etcdraft consenter)",
+                config.channel_id,
+                n.unwrap_or(0)
+            ),
+        },
+        other => bail!(
+            "channel {}: consensus type {other:?} is not supported (solo or single-node etcdraft)",
+            config.channel_id
+        ),
+    }
+}
