@@ -5,7 +5,8 @@
 //! - **Which file**: the one given, else `orderer.yaml` (then `orderer.yml`) in
 //!   `$FABRIC_CFG_PATH`, then `.`, then `/etc/hyperledger/fabric` ([`find_file`]).
 //!   Fabric stops when none is found; here the caller gets defaults and
-//!   [`Loaded::file`] `None`, and with no file every known key reads the environment.
+//!   [`Loaded::file`] `None`; with no file, every known key outside BCCSP reads the
+//!   environment.
 //! - **Keys** are case-insensitive. A key Fabric does not know is an error, except
 //!   under `General.BCCSP` (ignored there too) and the free `Consensus` map.
 //! - **Environment**: `ORDERER_` + the dotted path upper-cased with `_` for `.`, e.g.
@@ -13,7 +14,8 @@
 //!   Fabric, it applies to a known key absent from the file only when the key's
 //!   section is in the file (`Admin:` missing means `ORDERER_ADMIN_*` is not read;
 //!   [`Loaded::ignored_env`] lists such variables), and under BCCSP and Consensus only
-//!   to keys the file has. `<VAR>_FILE` names a file whose contents are the value.
+//!   to keys the file has. For a null or absent key, `<VAR>_FILE` names a file whose
+//!   contents are the value (its PEM certificates, for a list), like `{File: path}`.
 //! - **Values** follow Go: YAML 1.1 scalars (`yes` is true), Go's weak typing (`"7050"`
 //!   is a number), lists as YAML lists or `[a, b]` text (or one bare item), durations
 //!   as `time.ParseDuration` (`10s`, `1m30s`, `250ms`; a bare number is nanoseconds),

@@ -661,6 +661,12 @@ fn yaml_scalars_resolve_as_fabric_yaml_v2() {
     let tls = tree.get("General").unwrap().get("TLS").unwrap();
     assert_eq!(tls.get("Enabled"), Some(&Value::Bool(true)));
     assert_eq!(tls.get("Certificate"), Some(&Value::Str("mine.crt".into())));
+    // As yaml.v2: a merge overwrites the keys before it; a repeated key, the last wins.
+    let text = format!("{text}TLS: {{Certificate: mine.crt, <<: *tls, Enabled: 0, Enabled: 1}}\n");
+    let tree = yaml::parse(&text).unwrap().unwrap();
+    let tls = tree.get("TLS").unwrap();
+    assert_eq!(tls.get("Certificate"), Some(&Value::Str("c.crt".into())));
+    assert_eq!(tls.get("Enabled"), Some(&Value::Int(1)));
 }
 
 #[test]

@@ -157,11 +157,11 @@ impl Loader<'_> {
         Ok(value)
     }
 
-    /// A mapping's entries. A repeated key replaces the earlier value (yaml.v2 does the
-    /// same); `<<` merges another mapping's entries under the explicit ones.
+    /// A mapping's entries, as yaml.v2 builds them: a repeated key replaces the earlier
+    /// value, and `<<` inserts another mapping's entries at that point (so keys after
+    /// it win, keys before it lose; in a list of mappings the earlier ones win).
     fn mapping(&mut self, depth: usize) -> Result<Value, SyntaxError> {
         let mut entries: Vec<(String, Value)> = Vec::new();
-        let mut merged: Vec<(String, Value)> = Vec::new();
         loop {
             let (event, mark) = self.next()?;
             if event == Event::MappingEnd {
@@ -178,24 +178,21 @@ impl Loader<'_> {
             };
             let (event, vmark) = self.next()?;
             let value = self.node(event, vmark, depth + 1)?;
-            if is_merge {
-                let sources = match value {
-                    Value::List(items) => items,
-                    single => vec![single],
-                };
-                for source in sources {
-                    let Value::Map(source) = source else {
-                        return Err(syntax(vmark, "`<<` must name a mapping".into()));
-                    };
-                    merged.extend(source);
-                }
+            if !is_merge {
+                insert(&mut entries, key, value);
                 continue;
             }
-            insert(&mut entries, key, value);
-        }
-        for (key, value) in merged {
-            if !entries.iter().any(|(k, _)| *k == key) {
-                entries.push((key, value));
+            let sources = match value {
+                Value::List(items) => items.into_iter().rev().collect(),
+                single => vec![single],
+            };
+            for source in sources {
+                let Value::Map(source) = source else {
+                    return Err(syntax(vmark, "`<<` must name a mapping".into()));
+                };
+                for (k, v) in source {
+                    insert(&mut entries, k, v);
+                }
             }
         }
         Ok(Value::Map(entries))
