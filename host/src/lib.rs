@@ -17,6 +17,7 @@ mod determinism_tests;
 pub mod hotswap;
 pub mod identity;
 pub mod ledger;
+pub mod localconfig;
 pub mod msgprocessor;
 pub mod multichannel;
 #[cfg(test)]
