@@ -1,6 +1,14 @@
+use std::sync::Arc;
+
+use fabric_protos::msp::{FabricMspConfig, MspConfig};
+use prost::Message;
+
+use super::cache::{IdentityCache, key_order};
+use super::pem::base64_decode;
+use super::signature::P256_HALF_ORDER;
 use super::*;
 use crate::config::testkit::*;
-use crate::crypto::NativeCrypto;
+use crate::crypto::{Crypto, NativeCrypto};
 
 const C: &NativeCrypto = &NativeCrypto;
 
