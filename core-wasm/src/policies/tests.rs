@@ -1,3 +1,13 @@
+use fabric_protos::common::{
+    ConfigGroup, ImplicitMetaPolicy, SignaturePolicy, SignaturePolicyEnvelope,
+    implicit_meta_policy, policy::PolicyType, signature_policy,
+};
+use fabric_protos::msp::{
+    CombinedPrincipal, MspIdentityAnonymity, MspPrincipal, MspRole, OrganizationUnit,
+    msp_identity_anonymity, msp_principal::Classification, msp_role::MspRoleType,
+};
+use prost::Message;
+
 use super::*;
 use crate::config::testkit::*;
 use crate::crypto::NativeCrypto;
