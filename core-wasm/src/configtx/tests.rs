@@ -4,7 +4,7 @@ use crate::config::testkit::{
     admin1, envelope_time_nanos, etcdraft_config, orderer_admin, read, user1,
 };
 use crate::crypto::NativeCrypto;
-use fabric_protos::common::Status;
+use fabric_protos::common::{ConfigGroup, ConfigUpdate, ConfigValue, Status};
 use fabric_protos::orderer as ab;
 
 const C: &NativeCrypto = &NativeCrypto;
