@@ -4,10 +4,13 @@
 
 use std::path::PathBuf;
 
+use base64ct::{Base64, Encoding};
+use der::{Decode, Encode};
 use fabric_protos::common::{Block, ChannelHeader, Envelope, Header, Payload, SignatureHeader};
 use fabric_protos::msp::SerializedIdentity;
 use p256::ecdsa::{Signature, SigningKey, signature::Signer as _};
 use p256::pkcs8::DecodePrivateKey;
+use pem_rfc7468::LineEnding;
 use prost::Message;
 
 use super::ChannelConfig;
@@ -233,107 +236,39 @@ fn prost_types_timestamp(nanos: u64) -> fabric_protos::Timestamp {
 
 /// A DER TLV with a definite length.
 pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
+    let tag = der::Tag::try_from(tag).unwrap();
+    let mut out = der::Header::new(tag, content.len())
+        .unwrap()
+        .to_der()
+        .unwrap();
     out.extend_from_slice(content);
     out
 }
 
 /// Splits a DER TLV into (tag, content, rest).
 pub fn split_tlv(data: &[u8]) -> (u8, &[u8], &[u8]) {
-    let tag = data[0];
-    let (len, hdr) = if data[1] < 0x80 {
-        (data[1] as usize, 2)
-    } else {
-        let n = (data[1] & 0x7f) as usize;
-        let mut len = 0usize;
-        for b in &data[2..2 + n] {
-            len = (len << 8) | *b as usize;
-        }
-        (len, 2 + n)
-    };
-    (tag, &data[hdr..hdr + len], &data[hdr + len..])
-}
-
-fn der_integer(magnitude: &[u8]) -> Vec<u8> {
-    let start = magnitude
-        .iter()
-        .position(|b| *b != 0)
-        .unwrap_or(magnitude.len() - 1);
-    let mut content = magnitude[start..].to_vec();
-    if content[0] & 0x80 != 0 {
-        content.insert(0, 0);
-    }
-    tlv(0x02, &content)
+    let mut reader = der::SliceReader::new(data).unwrap();
+    let header = der::Header::decode(&mut reader).unwrap();
+    let start = usize::try_from(header.encoded_len().unwrap()).unwrap();
+    let end = start + usize::try_from(header.length).unwrap();
+    (u8::from(header.tag), &data[start..end], &data[end..])
 }
 
 /// The same ECDSA signature with S replaced by n - S (equally valid mathematically).
 pub fn high_s_twin(signature_der: &[u8]) -> Vec<u8> {
-    let (_, body, _) = split_tlv(signature_der);
-    let (_, r, rest) = split_tlv(body);
-    let (_, s, _) = split_tlv(rest);
-    let mut s32 = [0u8; 32];
-    let s = &s[s.len().saturating_sub(32)..];
-    s32[32 - s.len()..].copy_from_slice(s);
-    let n = crate::msp::P256_ORDER;
-    let mut out = [0u8; 32];
-    let mut borrow = 0i16;
-    for i in (0..32).rev() {
-        let mut d = n[i] as i16 - s32[i] as i16 - borrow;
-        borrow = if d < 0 {
-            d += 256;
-            1
-        } else {
-            0
-        };
-        out[i] = d as u8;
-    }
-    let mut seq = der_integer(r);
-    seq.extend(der_integer(&out));
-    tlv(0x30, &seq)
+    let (r, s) = Signature::from_der(signature_der).unwrap().split_scalars();
+    let twin = Signature::from_scalars(r, -s).unwrap();
+    twin.to_der().as_bytes().to_vec()
 }
 
 pub fn base64_encode(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let v = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(v >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    Base64::encode_string(data)
 }
 
 pub fn pem(label: &str, der: &[u8]) -> Vec<u8> {
-    let b64 = base64_encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out.into_bytes()
+    pem_rfc7468::encode_string(label, LineEnding::LF, der)
+        .unwrap()
+        .into_bytes()
 }
 
 /// Re-signs `cert_pem` with `ca_key` after `edit` changed its TBS bytes; `high_s`

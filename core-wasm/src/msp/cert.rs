@@ -1,13 +1,14 @@
 //! X.509 certificates: the parts the MSP needs, decoded once; validity periods with
 //! Go's texts.
 
+use std::time::Duration;
+
 use der::asn1::ObjectIdentifier;
-use der::{Decode, Encode};
+use der::{DateTime, Decode, Encode, Header, Reader, SliceReader, Tag};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, SubjectKeyIdentifier};
 
 use super::pem::pem_decode;
-use super::signature::read_tlv;
 use crate::crypto::Crypto;
 
 pub(super) const OID_EC_PUBLIC_KEY: ObjectIdentifier =
@@ -26,35 +27,20 @@ pub(super) const OID_ORGANIZATIONAL_UNIT: ObjectIdentifier =
 /// The full TLV bytes of the first element inside a DER SEQUENCE (a certificate's
 /// `tbsCertificate`, a CRL's `tbsCertList`), exactly as they were signed.
 pub(super) fn first_inner_tlv(der: &[u8]) -> Option<&[u8]> {
-    let (tag, body, _) = read_tlv(der)?;
-    if tag != 0x30 {
-        return None;
-    }
-    let (_, _, rest) = read_tlv(body)?;
-    Some(&body[..body.len() - rest.len()])
+    let mut reader = SliceReader::new(der).ok()?;
+    Header::decode(&mut reader)
+        .ok()?
+        .tag
+        .assert_eq(Tag::Sequence)
+        .ok()?;
+    reader.tlv_bytes().ok()
 }
 
 /// Formats Unix nanoseconds as an RFC 3339 UTC time (seconds precision).
 pub fn format_unix_nanos(nanos: u64) -> String {
-    let secs = nanos / 1_000_000_000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    DateTime::from_unix_duration(Duration::from_secs(nanos / 1_000_000_000))
+        .expect("u64 nanoseconds end in 2554, within DateTime's range")
+        .to_string()
 }
 
 /// The parts of an X.509 certificate the MSP needs, decoded once.

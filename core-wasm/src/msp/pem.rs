@@ -1,4 +1,10 @@
-//! PEM and base64, as lenient as Go's `encoding/pem`.
+//! PEM, as lenient as Go's `encoding/pem`, with base64ct for the base64.
+//!
+//! The framing stays by hand: pem-rfc7468 wants the block to be the whole input, with
+//! 64-column lines and no headers, where Go's `pem.Decode` (Fabric's) takes text around
+//! the block, several blocks, any line width and RFC 1421 headers.
+
+use base64ct::{Base64, Encoding};
 
 /// Decodes the first PEM block found in `data`, whatever its type, like Go's
 /// `pem.Decode` (text before the block is skipped; RFC 1421 headers are ignored).
@@ -35,43 +41,15 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Standard base64 with padding; ASCII whitespace is ignored.
+/// Standard base64 with padding; ASCII whitespace is ignored (Go's `pem.Decode`
+/// drops spaces, tabs and line breaks).
 pub(super) fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
-    fn value(c: u8) -> Option<u32> {
-        match c {
-            b'A'..=b'Z' => Some((c - b'A') as u32),
-            b'a'..=b'z' => Some((c - b'a' + 26) as u32),
-            b'0'..=b'9' => Some((c - b'0' + 52) as u32),
-            b'+' => Some(62),
-            b'/' => Some(63),
-            _ => None,
-        }
-    }
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0u32;
-    let mut padding = 0usize;
-    for &c in text {
-        if c.is_ascii_whitespace() {
-            continue;
-        }
-        if c == b'=' {
-            padding += 1;
-            continue;
-        }
-        if padding > 0 {
-            return None; // data after padding
-        }
-        acc = (acc << 6) | value(c)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    if padding > 2 || bits >= 6 {
-        return None;
-    }
-    Some(out)
+    let mut buf: Vec<u8> = text
+        .iter()
+        .copied()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let len = Base64::decode_in_place(&mut buf).ok()?.len();
+    buf.truncate(len);
+    Some(buf)
 }
