@@ -190,7 +190,7 @@ impl ChannelConfig {
             Some(group) => org_msps(group, &mut msp_configs)?,
             None => Vec::new(),
         };
-        let msps = MspManager::new(&msp_configs, crypto)?;
+        let msps = MspManager::new(&msp_configs, crypto).map_err(|e| e.to_string())?;
         let policies = PolicyManager::from_channel_group(channel)
             .map_err(|e| format!("initializing policymanager failed: {e}"))?;
 

@@ -119,7 +119,11 @@ fn unknown_msp_is_forbidden() {
     let (env, now) = first();
     let (forged, creator) = with_creator(&env, |sid| sid.mspid = "Org9MSP".into());
     assert_eq!(validate(&config, &forged, now, C), Err(writers_denied()));
-    let err = config.msps.validate_identity(&creator, now, C).unwrap_err();
+    let err = config
+        .msps
+        .validate_identity(&creator, now, C)
+        .unwrap_err()
+        .to_string();
     assert_eq!(err, "MSP Org9MSP is not defined on channel");
     // A creator that is not even a certificate: the expiration filter lets it by,
     // the signature filter refuses it.

@@ -8,6 +8,7 @@ use der::{DateTime, Decode, Encode, Header, Reader, SliceReader, Tag};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, SubjectKeyIdentifier};
 
+use super::error::{CertError, ValidityError};
 use super::pem::pem_decode;
 use crate::crypto::Crypto;
 
@@ -84,12 +85,9 @@ fn name_attribute_strings(name: &x509_cert::name::Name, oid: ObjectIdentifier) -
 
 impl ParsedCert {
     /// Decodes a DER certificate.
-    pub fn from_der(der: &[u8]) -> Result<Self, String> {
-        let cert =
-            Certificate::from_der(der).map_err(|e| format!("x509: malformed certificate: {e}"))?;
-        let tbs = first_inner_tlv(der)
-            .ok_or_else(|| "x509: malformed certificate".to_string())?
-            .to_vec();
+    pub fn from_der(der: &[u8]) -> Result<Self, CertError> {
+        let cert = Certificate::from_der(der).map_err(CertError::Malformed)?;
+        let tbs = first_inner_tlv(der).ok_or(CertError::Tbs)?.to_vec();
         let t = &cert.tbs_certificate;
         let spki = &t.subject_public_key_info;
         let public_key = (spki.algorithm.oid == OID_EC_PUBLIC_KEY
@@ -105,8 +103,7 @@ impl ParsedCert {
         for ext in t.extensions.iter().flatten() {
             let value = ext.extn_value.as_bytes();
             if ext.extn_id == OID_BASIC_CONSTRAINTS {
-                let bc = BasicConstraints::from_der(value)
-                    .map_err(|e| format!("x509: malformed basic constraints: {e}"))?;
+                let bc = BasicConstraints::from_der(value).map_err(CertError::BasicConstraints)?;
                 is_ca = bc.ca;
             } else if ext.extn_id == OID_SUBJECT_KEY_ID
                 && let Ok(ski) = SubjectKeyIdentifier::from_der(value)
@@ -124,8 +121,8 @@ impl ParsedCert {
             tbs,
             signature_algorithm: cert.signature_algorithm.oid,
             signature: cert.signature.raw_bytes().to_vec(),
-            issuer: t.issuer.to_der().map_err(|e| e.to_string())?,
-            subject: t.subject.to_der().map_err(|e| e.to_string())?,
+            issuer: t.issuer.to_der().map_err(CertError::Name)?,
+            subject: t.subject.to_der().map_err(CertError::Name)?,
             common_name,
             not_before_unix_nanos: unix_nanos(t.validity.not_before),
             not_after_unix_nanos: unix_nanos(t.validity.not_after),
@@ -138,9 +135,8 @@ impl ParsedCert {
     }
 
     /// Decodes the first PEM block of `pem` as a certificate.
-    pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
-        let der =
-            pem_decode(pem).ok_or_else(|| "could not decode the PEM structure".to_string())?;
+    pub fn from_pem(pem: &[u8]) -> Result<Self, CertError> {
+        let der = pem_decode(pem).ok_or(CertError::Pem)?;
         Self::from_der(&der)
     }
 
@@ -188,6 +184,7 @@ impl ParsedCert {
             self.not_after_unix_nanos,
             at_unix_nanos,
         )
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -196,20 +193,17 @@ pub(super) fn check_validity(
     not_before: u64,
     not_after: u64,
     at_unix_nanos: u64,
-) -> Result<(), String> {
+) -> Result<(), ValidityError> {
+    let invalid = |before, bound_unix_nanos| ValidityError {
+        at_unix_nanos,
+        before,
+        bound_unix_nanos,
+    };
     if at_unix_nanos < not_before {
-        return Err(format!(
-            "x509: certificate has expired or is not yet valid: current time {} is before {}",
-            format_unix_nanos(at_unix_nanos),
-            format_unix_nanos(not_before)
-        ));
+        return Err(invalid(true, not_before));
     }
     if at_unix_nanos > not_after {
-        return Err(format!(
-            "x509: certificate has expired or is not yet valid: current time {} is after {}",
-            format_unix_nanos(at_unix_nanos),
-            format_unix_nanos(not_after)
-        ));
+        return Err(invalid(false, not_after));
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ use fabric_protos::msp::SerializedIdentity;
 use prost::Message;
 
 use super::cert::ParsedCert;
+use super::error::MspError;
 use super::pem::pem_decode;
 use super::signature::verify_signature;
 use crate::crypto::Crypto;
@@ -46,13 +47,10 @@ pub struct ParsedIdentity {
 
 impl ParsedIdentity {
     /// Decodes a `msp.SerializedIdentity` whose `id_bytes` is a PEM certificate.
-    pub fn from_serialized(serialized: &[u8]) -> Result<Self, String> {
-        let sid = SerializedIdentity::decode(serialized)
-            .map_err(|e| format!("could not deserialize a SerializedIdentity: {e}"))?;
-        let der = pem_decode(&sid.id_bytes)
-            .ok_or_else(|| "could not decode the PEM structure".to_string())?;
-        let cert =
-            ParsedCert::from_der(&der).map_err(|e| format!("parseCertificate failed: {e}"))?;
+    pub fn from_serialized(serialized: &[u8]) -> Result<Self, MspError> {
+        let sid = SerializedIdentity::decode(serialized).map_err(MspError::Deserialize)?;
+        let der = pem_decode(&sid.id_bytes).ok_or(MspError::Pem)?;
+        let cert = ParsedCert::from_der(&der).map_err(MspError::Certificate)?;
         Ok(ParsedIdentity {
             msp_id: sid.mspid,
             cert,

@@ -8,6 +8,7 @@ use prost::Message;
 
 use super::cache::IdentityCache;
 use super::cert::check_validity;
+use super::error::MspError;
 use super::identity::{Creator, CreatorState, Identity, ParsedIdentity};
 use super::x509::Msp;
 use crate::crypto::Crypto;
@@ -30,10 +31,10 @@ struct MspName {
 }
 
 /// The MSP id an `MSPConfig` defines, whatever its type.
-pub fn msp_config_name(config: &MspConfig) -> Result<String, String> {
+pub fn msp_config_name(config: &MspConfig) -> Result<String, MspError> {
     MspName::decode(config.config.as_ref())
         .map(|n| n.name)
-        .map_err(|e| format!("error unmarshalling msp config: {e}"))
+        .map_err(MspError::MspConfig)
 }
 
 /// The MSPs of a channel, by MSP id, with the identities validated under them.
@@ -47,14 +48,14 @@ impl MspManager {
     /// Builds the MSPs from their `MSPConfig`s (Fabric type 0 is X.509; idemix MSPs are
     /// recorded but their identities are refused). The same MSP id twice is an error
     /// unless both configs are identical.
-    pub fn new(configs: &[MspConfig], crypto: &dyn Crypto) -> Result<Self, String> {
+    pub fn new(configs: &[MspConfig], crypto: &dyn Crypto) -> Result<Self, MspError> {
         let mut msps = BTreeMap::new();
         let mut seen: BTreeMap<String, &MspConfig> = BTreeMap::new();
         for config in configs {
             let (name, entry) = if config.r#type == MSP_TYPE_FABRIC {
                 let fabric = FabricMspConfig::decode(config.config.as_ref())
-                    .map_err(|e| format!("error unmarshalling fabric msp config: {e}"))?;
-                let msp = Msp::setup(&fabric, crypto)?;
+                    .map_err(MspError::FabricMspConfig)?;
+                let msp = Msp::setup(&fabric, crypto).map_err(MspError::Setup)?;
                 (msp.name.clone(), MspEntry::X509(Box::new(msp)))
             } else {
                 (
@@ -66,9 +67,7 @@ impl MspManager {
             };
             if let Some(previous) = seen.get(&name) {
                 if *previous != config {
-                    return Err(format!(
-                        "Attempted to define two different versions of MSP: {name}"
-                    ));
+                    return Err(MspError::Duplicate(name));
                 }
                 continue;
             }
@@ -108,7 +107,7 @@ impl MspManager {
         serialized: &[u8],
         now_unix_nanos: u64,
         crypto: &dyn Crypto,
-    ) -> Result<Identity, String> {
+    ) -> Result<Identity, MspError> {
         let creator = self.creator(serialized)?;
         let identity = self.validate_creator(&creator, crypto)?;
         check_validity(
@@ -121,7 +120,7 @@ impl MspManager {
 
     /// A message's creator, from the identity cache when it was validated before,
     /// else parsed (a malformed identity is an error). No signature is checked.
-    pub fn creator(&self, serialized: &[u8]) -> Result<Creator, String> {
+    pub fn creator(&self, serialized: &[u8]) -> Result<Creator, MspError> {
         if let Some(identity) = self.cache.get(serialized) {
             return Ok(Creator(CreatorState::Validated(identity)));
         }
@@ -138,7 +137,7 @@ impl MspManager {
         &self,
         creator: &Creator,
         crypto: &dyn Crypto,
-    ) -> Result<Arc<Identity>, String> {
+    ) -> Result<Arc<Identity>, MspError> {
         match &creator.0 {
             CreatorState::Validated(identity) => Ok(identity.clone()),
             CreatorState::Parsed { serialized, parsed } => {
@@ -161,24 +160,23 @@ impl MspManager {
         &self,
         parsed: &ParsedIdentity,
         crypto: &dyn Crypto,
-    ) -> Result<Identity, String> {
+    ) -> Result<Identity, MspError> {
         let msp = match self.msps.get(&parsed.msp_id) {
-            None => return Err(format!("MSP {} is not defined on channel", parsed.msp_id)),
+            None => return Err(MspError::UnknownMsp(parsed.msp_id.clone())),
             Some(MspEntry::Unsupported { kind }) => {
-                return Err(format!(
-                    "MSP {} is of type {kind}, which this orderer does not support",
-                    parsed.msp_id
-                ));
+                return Err(MspError::UnsupportedType {
+                    msp_id: parsed.msp_id.clone(),
+                    kind: *kind,
+                });
             }
             Some(MspEntry::X509(msp)) => msp,
         };
         let Some(public_key) = parsed.cert.public_key() else {
-            return Err(
-                "failed to import certificate's public key: only EC P-256 keys are supported"
-                    .into(),
-            );
+            return Err(MspError::NotP256);
         };
-        let certifiers_identifier = msp.validate(&parsed.cert, crypto)?;
+        let certifiers_identifier = msp
+            .validate(&parsed.cert, crypto)
+            .map_err(MspError::Invalid)?;
         Ok(Identity {
             msp_id: parsed.msp_id.clone(),
             public_key: public_key.to_vec(),

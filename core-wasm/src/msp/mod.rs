@@ -23,6 +23,7 @@
 mod cache;
 mod cert;
 mod crl;
+mod error;
 mod identity;
 mod manager;
 mod pem;
@@ -32,6 +33,7 @@ mod x509;
 
 pub use cache::IDENTITY_CACHE_CAPACITY;
 pub use cert::{ParsedCert, format_unix_nanos};
+pub use error::{CertError, MspError, ValidityError};
 pub use identity::{Creator, Identity, ParsedIdentity};
 pub use manager::{MspManager, msp_config_name};
 pub use pem::pem_decode;

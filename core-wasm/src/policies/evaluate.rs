@@ -14,7 +14,7 @@ use prost::Message;
 use super::SignedData;
 use super::compile::{Policy, Principal, Rule, decode_role};
 use crate::crypto::Crypto;
-use crate::msp::{self, Creator, Identity, MspManager, NodeRole, ParsedCert};
+use crate::msp::{self, Creator, Identity, MspError, MspManager, NodeRole, ParsedCert};
 
 /// A signer's creator: the caller's (see [`PolicyManager::evaluate_with_creators`]),
 /// or looked up by the evaluation.
@@ -39,7 +39,7 @@ struct SignerIdentity<'a, 'm> {
     creator: SignerCreator<'a>,
     msp: &'m msp::Msp,
     /// Validation against the MSP, done at most once per evaluation.
-    validated: OnceCell<Result<Arc<Identity>, String>>,
+    validated: OnceCell<Result<Arc<Identity>, MspError>>,
 }
 
 /// Which of the identities a rule has used (Fabric's `used` slice): one bit each in
@@ -247,7 +247,7 @@ impl<'a, 'm> Evaluation<'a, 'm> {
 
     /// The identity validated against its MSP (cached by the manager across
     /// evaluations, and here within one).
-    fn validate(&self, id: &SignerIdentity<'a, 'm>) -> Result<Arc<Identity>, String> {
+    fn validate(&self, id: &SignerIdentity<'a, 'm>) -> Result<Arc<Identity>, MspError> {
         id.validated
             .get_or_init(|| self.msps.validate_creator(&id.creator, self.crypto))
             .clone()
@@ -288,7 +288,7 @@ impl<'a, 'm> Evaluation<'a, 'm> {
                 id.creator.msp_id()
             )
         };
-        let not_valid = |e: String| {
+        let not_valid = |e: MspError| {
             format!(
                 "The identity is not valid under this MSP [{}]: {e}",
                 msp.name()
@@ -331,7 +331,9 @@ impl<'a, 'm> Evaluation<'a, 'm> {
                     }
                 }
                 match kind {
-                    Ok(MspRoleType::Member) => self.validate(id).map(|_| ()),
+                    Ok(MspRoleType::Member) => {
+                        self.validate(id).map(drop).map_err(|e| e.to_string())
+                    }
                     Ok(MspRoleType::Admin) => {
                         if msp.is_in_admins(id.creator.cert_der()) {
                             Ok(())
@@ -390,7 +392,7 @@ impl<'a, 'm> Evaluation<'a, 'm> {
                 if cert.raw == id.creator.cert_der() {
                     // The principal's identity is the signer's certificate: validating
                     // one validates the other.
-                    return self.validate(id).map(|_| ());
+                    return self.validate(id).map(drop).map_err(|e| e.to_string());
                 }
                 Err("The identities do not match".into())
             }
@@ -401,7 +403,7 @@ impl<'a, 'm> Evaluation<'a, 'm> {
                 if ou.msp_identifier != msp.name() {
                     return Err(different_msp(&ou.msp_identifier));
                 }
-                let identity = self.validate(id)?;
+                let identity = self.validate(id).map_err(|e| e.to_string())?;
                 let matches = identity.organizational_units.iter().any(|unit| {
                     *unit == ou.organizational_unit_identifier
                         && identity.certifiers_identifier[..] == ou.certifiers_identifier[..]

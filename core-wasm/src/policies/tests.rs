@@ -639,7 +639,9 @@ fn role_principals_without_node_ous() {
     assert_eq!(who_satisfies(&msps, role("Org1MSP", Admin)), ["user1"]);
     assert!(who_satisfies(&msps, role("Org1MSP", Client)).is_empty());
     // Without NodeOUs an MSP must list its admins (Fabric's setupAdminsV142).
-    let err = MspManager::new(&[org1_msp(|f| f.fabric_node_ous = None)], C).unwrap_err();
+    let err = MspManager::new(&[org1_msp(|f| f.fabric_node_ous = None)], C)
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         err,
         "MSP Org1MSP: administrators must be declared when no admin ou classification is set"
@@ -652,8 +654,9 @@ fn role_principals_without_node_ous() {
         who_satisfies(&msps, role("Org1MSP", Admin)),
         ["user1", "admin1"]
     );
-    let err =
-        MspManager::new(&[org1_msp(|f| f.admins = vec![peer0().cert_pem.into()])], C).unwrap_err();
+    let err = MspManager::new(&[org1_msp(|f| f.admins = vec![peer0().cert_pem.into()])], C)
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("MSP Org1MSP: admin 0 is invalid [The identity does not contain OU [CLIENT], MSP: [Org1MSP],The identity does not contain OU [ADMIN]"), "{err}");
 }
 
