@@ -11,7 +11,7 @@ use fabric_protos::common::{
 use fabric_protos::msp::{MspPrincipal, MspRole, msp_principal::Classification};
 use prost::Message;
 
-use super::{SEP, lookup};
+use super::{PolicyError, SEP, lookup};
 
 /// A compiled policy.
 #[derive(Debug)]
@@ -145,7 +145,7 @@ fn compile_implicit_meta(
 pub(super) fn build(
     path: &str,
     group: &ConfigGroup,
-) -> Result<BTreeMap<String, Arc<Policy>>, String> {
+) -> Result<BTreeMap<String, Arc<Policy>>, PolicyError> {
     let mut managers = BTreeMap::new();
     for (name, sub) in &group.groups {
         let sub_path = format!("{path}{SEP}{name}");
@@ -155,20 +155,31 @@ pub(super) fn build(
     let mut policies = BTreeMap::new();
     for (name, config_policy) in &group.policies {
         let Some(policy) = config_policy.policy.as_ref() else {
-            return Err(format!("policy {name} at path {path} was nil"));
+            return Err(PolicyError::Nil {
+                name: name.clone(),
+                path: path.into(),
+            });
         };
         let compiled = if policy.r#type == PolicyType::ImplicitMeta as i32 {
-            compile_implicit_meta(&policy.value, &managers).map_err(|e| {
-                format!("implicit policy {name} at path {path} did not compile: {e}")
+            compile_implicit_meta(&policy.value, &managers).map_err(|reason| {
+                PolicyError::ImplicitMeta {
+                    name: name.clone(),
+                    path: path.into(),
+                    reason,
+                }
             })?
         } else if policy.r#type == PolicyType::Signature as i32 {
-            compile_signature_policy(&policy.value)
-                .map_err(|e| format!("policy {name} at path {path} did not compile: {e}"))?
+            compile_signature_policy(&policy.value).map_err(|reason| PolicyError::Signature {
+                name: name.clone(),
+                path: path.into(),
+                reason,
+            })?
         } else {
-            return Err(format!(
-                "policy {name} at path {path} has unknown policy type: {}",
-                policy.r#type
-            ));
+            return Err(PolicyError::UnknownType {
+                name: name.clone(),
+                path: path.into(),
+                kind: policy.r#type,
+            });
         };
         policies.insert(name.clone(), Arc::new(compiled));
     }

@@ -11,8 +11,8 @@ use fabric_protos::msp::{
 };
 use prost::Message;
 
-use super::SignedData;
 use super::compile::{Policy, Principal, Rule, decode_role};
+use super::{PolicyError, SignedData};
 use crate::crypto::Crypto;
 use crate::msp::{self, Creator, Identity, MspError, MspManager, NodeRole, ParsedCert};
 
@@ -118,7 +118,7 @@ impl<'a, 'm> Evaluation<'a, 'm> {
         }
     }
 
-    pub(super) fn policy(&self, policy: &Policy) -> Result<(), String> {
+    pub(super) fn policy(&self, policy: &Policy) -> Result<(), PolicyError> {
         match policy {
             Policy::Signature { rule, principals } => {
                 let ids = self.identities();
@@ -126,7 +126,7 @@ impl<'a, 'm> Evaluation<'a, 'm> {
                 if self.rule(rule, principals, ids, &mut used) {
                     Ok(())
                 } else {
-                    Err("signature set did not satisfy policy".into())
+                    Err(PolicyError::NotSatisfied)
                 }
             }
             Policy::ImplicitMeta {
@@ -147,10 +147,11 @@ impl<'a, 'm> Evaluation<'a, 'm> {
                 if remaining == 0 {
                     return Ok(());
                 }
-                Err(format!(
-                    "implicit policy evaluation failed - {} sub-policies were satisfied, but this policy requires {threshold} of the '{sub_policy}' sub-policies to be satisfied",
-                    threshold - remaining
-                ))
+                Err(PolicyError::ImplicitMetaNotSatisfied {
+                    satisfied: threshold - remaining,
+                    threshold: *threshold,
+                    sub_policy: sub_policy.clone(),
+                })
             }
         }
     }

@@ -28,6 +28,7 @@
 //! "listed in `admins`" and CLIENT / PEER / ORDERER are never satisfied.
 
 mod compile;
+mod error;
 mod evaluate;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,8 @@ use crate::crypto::Crypto;
 use crate::msp::{Creator, MspManager};
 use compile::{Policy, build};
 use evaluate::Evaluation;
+
+pub use error::PolicyError;
 
 /// Fabric's `RootGroupKey`: the name of the channel group, root of every path.
 const ROOT: &str = "Channel";
@@ -62,11 +65,6 @@ pub struct PolicyManager {
     /// Fabric's `ManagerImpl.Policies` of the root manager: path relative to
     /// `/Channel` ("Writers", "Orderer/Admins", "Application/Org1/Readers") -> policy.
     policies: BTreeMap<String, Arc<Policy>>,
-}
-
-/// Fabric's `rejectPolicy` text for a policy that does not exist.
-fn no_such_policy(id: &str) -> String {
-    format!("no such policy: '{id}'")
 }
 
 /// Fabric's `ManagerImpl.GetPolicy` lookup in the policies of the manager at
@@ -100,7 +98,7 @@ fn lookup<'a>(
 impl PolicyManager {
     /// Builds the policies of the config tree rooted at `channel_group` (`/Channel`).
     /// Errors carry Fabric's `NewManagerImpl` texts.
-    pub fn from_channel_group(channel_group: &ConfigGroup) -> Result<PolicyManager, String> {
+    pub fn from_channel_group(channel_group: &ConfigGroup) -> Result<PolicyManager, PolicyError> {
         Ok(PolicyManager {
             policies: build(ROOT, channel_group)?,
         })
@@ -132,9 +130,9 @@ impl PolicyManager {
         msps: &MspManager,
         now_unix_nanos: u64,
         crypto: &dyn Crypto,
-    ) -> Result<(), String> {
+    ) -> Result<(), PolicyError> {
         let _ = now_unix_nanos;
-        let policy = lookup(ROOT, &self.policies, path).map_err(|id| no_such_policy(&id))?;
+        let policy = lookup(ROOT, &self.policies, path).map_err(PolicyError::NoSuchPolicy)?;
         Evaluation::new(signed, None, msps, crypto).policy(policy)
     }
 
@@ -151,7 +149,7 @@ impl PolicyManager {
         creators: &[Option<&Creator>],
         msps: &MspManager,
         crypto: &dyn Crypto,
-    ) -> Option<Result<(), String>> {
+    ) -> Option<Result<(), PolicyError>> {
         assert_eq!(signed.len(), creators.len(), "one creator per signature");
         let policy = lookup(ROOT, &self.policies, path).ok()?;
         Some(Evaluation::new(signed, Some(creators), msps, crypto).policy(policy))

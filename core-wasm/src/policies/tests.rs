@@ -150,6 +150,7 @@ fn fixture_msps() -> MspManager {
 
 fn eval(pm: &PolicyManager, msps: &MspManager, path: &str, sigs: &[Sig]) -> Result<(), String> {
     pm.evaluate(path, &signed(sigs), msps, now(), C)
+        .map_err(|e| e.to_string())
 }
 
 #[test]
@@ -1027,6 +1028,7 @@ fn compile_errors() {
             vec![("Orderer", group(vec![("Bad", p)], vec![]))],
         ))
         .unwrap_err()
+        .to_string()
     };
     assert_eq!(
         build(ConfigPolicy::default()),
