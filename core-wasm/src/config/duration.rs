@@ -1,9 +1,11 @@
 //! Go's duration strings (`time.ParseDuration`).
 
+use super::DurationError;
+
 /// Parses a Go `time.ParseDuration` string ("2s", "500ms", "1m30s", "1.5h", "-3us")
 /// into nanoseconds.
-pub fn parse_go_duration(text: &str) -> Result<i64, String> {
-    let invalid = || format!("time: invalid duration \"{text}\"");
+pub fn parse_go_duration(text: &str) -> Result<i64, DurationError> {
+    let invalid = || DurationError::Invalid(text.into());
     let mut s = text;
     let mut negative = false;
     if let Some(rest) = s.strip_prefix('-') {
@@ -45,11 +47,12 @@ pub fn parse_go_duration(text: &str) -> Result<i64, String> {
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            "" => return Err(format!("time: missing unit in duration \"{text}\"")),
+            "" => return Err(DurationError::MissingUnit(text.into())),
             _ => {
-                return Err(format!(
-                    "time: unknown unit \"{unit}\" in duration \"{text}\""
-                ));
+                return Err(DurationError::UnknownUnit {
+                    unit: unit.into(),
+                    text: text.into(),
+                });
             }
         };
         let int_value: u128 = if int_part.is_empty() {

@@ -7,6 +7,7 @@
 //! (value `Capabilities`; one group per org with an `MSP` value).
 
 mod duration;
+mod error;
 #[cfg(any(test, feature = "testkit"))]
 #[doc(hidden)]
 pub mod testkit;
@@ -25,6 +26,7 @@ use crate::msp::MspManager;
 use crate::policies::PolicyManager;
 
 pub use duration::parse_go_duration;
+pub use error::{ConfigError, DurationError};
 
 const ORDERER_GROUP: &str = "Orderer";
 const APPLICATION_GROUP: &str = "Application";
@@ -87,40 +89,29 @@ pub struct ChannelConfig {
 impl ChannelConfig {
     /// From an encoded `common.Block` whose `data[0]` is a CONFIG envelope (a genesis
     /// block or a later config block).
-    pub fn from_config_block(block: &[u8], crypto: &dyn Crypto) -> Result<Self, String> {
-        let block = Block::decode(block).map_err(|e| format!("error unmarshalling Block: {e}"))?;
+    pub fn from_config_block(block: &[u8], crypto: &dyn Crypto) -> Result<Self, ConfigError> {
+        let block = Block::decode(block).map_err(ConfigError::Block)?;
         let envelope = block
             .data
             .as_ref()
             .and_then(|d| d.data.first())
-            .ok_or_else(|| "block contains no data".to_string())?;
+            .ok_or(ConfigError::NoData)?;
         Self::from_config_envelope(envelope, crypto)
     }
 
     /// From an encoded `common.Envelope` of type CONFIG.
-    pub fn from_config_envelope(envelope: &[u8], crypto: &dyn Crypto) -> Result<Self, String> {
-        let envelope =
-            Envelope::decode(envelope).map_err(|e| format!("error unmarshalling Envelope: {e}"))?;
-        let payload = Payload::decode(envelope.payload.as_ref())
-            .map_err(|e| format!("error unmarshalling Payload: {e}"))?;
-        let header = payload
-            .header
-            .as_ref()
-            .ok_or_else(|| "header not set".to_string())?;
+    pub fn from_config_envelope(envelope: &[u8], crypto: &dyn Crypto) -> Result<Self, ConfigError> {
+        let envelope = Envelope::decode(envelope).map_err(ConfigError::Envelope)?;
+        let payload = Payload::decode(envelope.payload.as_ref()).map_err(ConfigError::Payload)?;
+        let header = payload.header.as_ref().ok_or(ConfigError::NoHeader)?;
         let chdr = ChannelHeader::decode(header.channel_header.as_ref())
-            .map_err(|e| format!("error unmarshalling ChannelHeader: {e}"))?;
+            .map_err(ConfigError::ChannelHeader)?;
         if chdr.r#type != HeaderType::Config as i32 {
-            return Err(format!(
-                "invalid header type {}, expected CONFIG ({})",
-                chdr.r#type,
-                HeaderType::Config as i32
-            ));
+            return Err(ConfigError::NotConfig(chdr.r#type));
         }
-        let config_envelope = ConfigEnvelope::decode(payload.data.as_ref())
-            .map_err(|e| format!("error unmarshalling ConfigEnvelope: {e}"))?;
-        let config = config_envelope
-            .config
-            .ok_or_else(|| "config envelope has no config".to_string())?;
+        let config_envelope =
+            ConfigEnvelope::decode(payload.data.as_ref()).map_err(ConfigError::ConfigEnvelope)?;
+        let config = config_envelope.config.ok_or(ConfigError::NoConfig)?;
         Self::from_config(&chdr.channel_id, &config, crypto)
     }
 
@@ -129,20 +120,20 @@ impl ChannelConfig {
         channel_id: &str,
         config: &Config,
         crypto: &dyn Crypto,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ConfigError> {
         if channel_id.is_empty() {
-            return Err("channel ID is empty".into());
+            return Err(ConfigError::EmptyChannelId);
         }
         let channel = config
             .channel_group
             .as_ref()
-            .ok_or_else(|| "config has no channel group".to_string())?;
+            .ok_or(ConfigError::NoChannelGroup)?;
 
         let channel_capabilities = capabilities(channel)?;
         let orderer = channel
             .groups
             .get(ORDERER_GROUP)
-            .ok_or_else(|| "config has no Orderer group".to_string())?;
+            .ok_or(ConfigError::NoOrdererGroup)?;
         let orderer_capabilities = capabilities(orderer)?;
         let application = channel.groups.get(APPLICATION_GROUP);
         let application_capabilities = match application {
@@ -161,7 +152,7 @@ impl ChannelConfig {
         )?;
 
         let consensus_type: ab::ConsensusType = value(orderer, CONSENSUS_TYPE_KEY)?
-            .ok_or_else(|| "Orderer group has no ConsensusType value".to_string())?;
+            .ok_or(ConfigError::MissingOrdererValue(CONSENSUS_TYPE_KEY))?;
         let consensus = Consensus {
             kind: consensus_type.r#type.clone(),
             maintenance: consensus_type.state == consensus_type::State::Maintenance as i32,
@@ -169,18 +160,15 @@ impl ChannelConfig {
         };
 
         let bs: ab::BatchSize = value(orderer, BATCH_SIZE_KEY)?
-            .ok_or_else(|| "Orderer group has no BatchSize value".to_string())?;
+            .ok_or(ConfigError::MissingOrdererValue(BATCH_SIZE_KEY))?;
         let batch_size = validate_batch_size(bs)?;
 
         let timeout: ab::BatchTimeout = value(orderer, BATCH_TIMEOUT_KEY)?
-            .ok_or_else(|| "Orderer group has no BatchTimeout value".to_string())?;
-        let timeout_nanos = parse_go_duration(&timeout.timeout)
-            .map_err(|e| format!("Attempted to set the batch timeout to a invalid value: {e}"))?;
+            .ok_or(ConfigError::MissingOrdererValue(BATCH_TIMEOUT_KEY))?;
+        let timeout_nanos =
+            parse_go_duration(&timeout.timeout).map_err(ConfigError::BatchTimeout)?;
         if timeout_nanos <= 0 {
-            return Err(format!(
-                "Attempted to set the batch timeout to a non-positive value: {}",
-                timeout.timeout
-            ));
+            return Err(ConfigError::NonPositiveBatchTimeout(timeout.timeout));
         }
         let batch_timeout_ms = (timeout_nanos as u64).div_ceil(1_000_000);
 
@@ -190,9 +178,8 @@ impl ChannelConfig {
             Some(group) => org_msps(group, &mut msp_configs)?,
             None => Vec::new(),
         };
-        let msps = MspManager::new(&msp_configs, crypto).map_err(|e| e.to_string())?;
-        let policies = PolicyManager::from_channel_group(channel)
-            .map_err(|e| format!("initializing policymanager failed: {e}"))?;
+        let msps = MspManager::new(&msp_configs, crypto)?;
+        let policies = PolicyManager::from_channel_group(channel).map_err(ConfigError::Policies)?;
 
         Ok(ChannelConfig {
             channel_id: channel_id.to_string(),
@@ -242,54 +229,56 @@ impl ChannelConfig {
 }
 
 /// Decodes the value `key` of `group`, `None` when absent.
-fn value<M: Message + Default>(group: &ConfigGroup, key: &str) -> Result<Option<M>, String> {
+fn value<M: Message + Default>(
+    group: &ConfigGroup,
+    key: &'static str,
+) -> Result<Option<M>, ConfigError> {
     match group.values.get(key) {
         None => Ok(None),
         Some(v) => M::decode(v.value.as_ref())
             .map(Some)
-            .map_err(|e| format!("error unmarshalling config value {key}: {e}")),
+            .map_err(|error| ConfigError::Value { key, error }),
     }
 }
 
 /// The capability names of a group's `Capabilities` value, sorted.
-fn capabilities(group: &ConfigGroup) -> Result<Vec<String>, String> {
+fn capabilities(group: &ConfigGroup) -> Result<Vec<String>, ConfigError> {
     Ok(value::<Capabilities>(group, CAPABILITIES_KEY)?
         .map(|c| c.capabilities.into_keys().collect())
         .unwrap_or_default())
 }
 
 /// Fabric's `Supported()` check, done when a channel is created or joined.
-fn check_supported(kind: &str, required: &[String], supported: &[&str]) -> Result<(), String> {
+fn check_supported(
+    kind: &'static str,
+    required: &[String],
+    supported: &[&str],
+) -> Result<(), ConfigError> {
     match required.iter().find(|c| !supported.contains(&c.as_str())) {
-        Some(c) => Err(format!(
-            "{kind} capability {c} is required but not supported"
-        )),
+        Some(c) => Err(ConfigError::UnsupportedCapability {
+            kind,
+            capability: c.clone(),
+        }),
         None => Ok(()),
     }
 }
 
 /// Fabric's `validateBatchSize` (`common/channelconfig/orderer.go`).
-fn validate_batch_size(bs: ab::BatchSize) -> Result<BatchSize, String> {
+fn validate_batch_size(bs: ab::BatchSize) -> Result<BatchSize, ConfigError> {
     if bs.max_message_count == 0 {
-        return Err(
-            "Attempted to set the batch size max message count to an invalid value: 0".into(),
-        );
+        return Err(ConfigError::ZeroMaxMessageCount);
     }
     if bs.absolute_max_bytes == 0 {
-        return Err(
-            "Attempted to set the batch size absolute max bytes to an invalid value: 0".into(),
-        );
+        return Err(ConfigError::ZeroAbsoluteMaxBytes);
     }
     if bs.preferred_max_bytes == 0 {
-        return Err(
-            "Attempted to set the batch size preferred max bytes to an invalid value: 0".into(),
-        );
+        return Err(ConfigError::ZeroPreferredMaxBytes);
     }
     if bs.preferred_max_bytes > bs.absolute_max_bytes {
-        return Err(format!(
-            "Attempted to set the batch size preferred max bytes ({}) greater than the absolute max bytes ({}).",
-            bs.preferred_max_bytes, bs.absolute_max_bytes
-        ));
+        return Err(ConfigError::PreferredAboveAbsolute {
+            preferred: bs.preferred_max_bytes,
+            absolute: bs.absolute_max_bytes,
+        });
     }
     Ok(BatchSize {
         max_message_count: bs.max_message_count,
@@ -300,12 +289,15 @@ fn validate_batch_size(bs: ab::BatchSize) -> Result<BatchSize, String> {
 
 /// Collects the `MSP` value of every org subgroup of `group` into `out`; returns their
 /// MSP ids in org-name order.
-fn org_msps(group: &ConfigGroup, out: &mut Vec<MspConfig>) -> Result<Vec<String>, String> {
+fn org_msps(group: &ConfigGroup, out: &mut Vec<MspConfig>) -> Result<Vec<String>, ConfigError> {
     let mut ids = Vec::new();
     for (org, org_group) in &group.groups {
         let msp: MspConfig =
-            value(org_group, MSP_KEY)?.ok_or_else(|| format!("org {org} has no MSP value"))?;
-        let name = crate::msp::msp_config_name(&msp).map_err(|e| format!("org {org}: {e}"))?;
+            value(org_group, MSP_KEY)?.ok_or_else(|| ConfigError::NoOrgMsp(org.clone()))?;
+        let name = crate::msp::msp_config_name(&msp).map_err(|error| ConfigError::OrgMsp {
+            org: org.clone(),
+            error,
+        })?;
         ids.push(name);
         out.push(msp);
     }

@@ -71,13 +71,16 @@ fn later_config_block_and_config_envelope() {
 fn rejects_non_config_inputs() {
     assert!(ChannelConfig::from_config_block(b"\xff\xff", &NativeCrypto).is_err());
     let normal = &block_envelopes("blocks/mychannel-etcdraft-block-1.block")[0];
-    let err = ChannelConfig::from_config_envelope(normal, &NativeCrypto).unwrap_err();
+    let err = ChannelConfig::from_config_envelope(normal, &NativeCrypto)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("expected CONFIG"), "{err}");
     let err = ChannelConfig::from_config_block(
         &read("blocks/mychannel-etcdraft-block-1.block"),
         &NativeCrypto,
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("expected CONFIG"), "{err}");
 }
 
@@ -147,7 +150,9 @@ fn validates_batch_size_and_timeout_like_fabric() {
     for (bs, text) in cases {
         let mut config = genesis_config();
         orderer_value(&mut config, BATCH_SIZE_KEY).value = bs.encode_to_vec().into();
-        let err = ChannelConfig::from_config("mychannel", &config, &NativeCrypto).unwrap_err();
+        let err = ChannelConfig::from_config("mychannel", &config, &NativeCrypto)
+            .unwrap_err()
+            .to_string();
         assert_eq!(&err, text);
     }
     for (timeout, text) in [
@@ -166,7 +171,9 @@ fn validates_batch_size_and_timeout_like_fabric() {
         }
         .encode_to_vec()
         .into();
-        let err = ChannelConfig::from_config("mychannel", &config, &NativeCrypto).unwrap_err();
+        let err = ChannelConfig::from_config("mychannel", &config, &NativeCrypto)
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, text);
     }
     let mut config = genesis_config();
@@ -186,7 +193,9 @@ fn refuses_unsupported_capabilities() {
     let mut c = Capabilities::decode(caps.value.as_ref()).unwrap();
     c.capabilities.insert("V9_9".into(), Default::default());
     caps.value = c.encode_to_vec().into();
-    let err = ChannelConfig::from_config("mychannel", &config, &NativeCrypto).unwrap_err();
+    let err = ChannelConfig::from_config("mychannel", &config, &NativeCrypto)
+        .unwrap_err()
+        .to_string();
     assert_eq!(err, "Orderer capability V9_9 is required but not supported");
 }
 

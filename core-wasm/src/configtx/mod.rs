@@ -227,7 +227,7 @@ pub fn validate_config(
         )
     })?;
     let next = ChannelConfig::from_config(&config.channel_id, &message.config, crypto)
-        .map_err(Rejection::bad_request)?;
+        .map_err(|e| Rejection::bad_request(e.to_string()))?;
     inspect_maintenance(config, &next, &message.config_envelope).map_err(|e| {
         Rejection::bad_request(format!(
             "config update for existing channel did not pass maintenance checks: config transaction inspection failed: {e}"

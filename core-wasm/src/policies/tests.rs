@@ -1094,7 +1094,9 @@ fn compile_errors() {
         .unwrap()
         .policies
         .insert("Writers".into(), config_policy(PolicyType::Msp, vec![]));
-    let err = crate::config::ChannelConfig::from_config("mychannel", &config, C).unwrap_err();
+    let err = crate::config::ChannelConfig::from_config("mychannel", &config, C)
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         err,
         "initializing policymanager failed: policy Writers at path Channel has unknown policy type: 2"
