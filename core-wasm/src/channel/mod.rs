@@ -279,11 +279,16 @@ impl<C: Crypto, P: Policy> Channel<C, P> {
     /// whose config is not at the current sequence + 1 or is not a valid channel
     /// config is dropped (Fabric's block writer would panic on it).
     fn order_config(&mut self, envelope: Bytes, decoded: Envelope) -> Cut {
-        let next = configtx::config_message(&decoded).and_then(|message| {
-            configtx::check_next_sequence(&self.config, &message.config)?;
-            ChannelConfig::from_config(&self.config.channel_id, &message.config, &self.crypto)
-                .map_err(|e| format!("invalid config: {e}"))
-        });
+        let next = configtx::config_message(&decoded)
+            .and_then(|message| {
+                configtx::check_next_sequence(&self.config, &message.config)?;
+                Ok(message)
+            })
+            .map_err(|e| e.to_string())
+            .and_then(|message| {
+                ChannelConfig::from_config(&self.config.channel_id, &message.config, &self.crypto)
+                    .map_err(|e| format!("invalid config: {e}"))
+            });
         let next = match next {
             Ok(next) => next,
             Err(e) => return self.dropped(Rejection::bad_request(e)),

@@ -17,6 +17,7 @@
 //! several rules the one reported is the first by key.
 
 mod configmap;
+mod error;
 mod maintenance;
 #[cfg(test)]
 pub(crate) mod testkit;
@@ -35,6 +36,8 @@ use crate::rejection::Rejection;
 use maintenance::inspect_maintenance;
 use update::{authorize_update, validate_new};
 
+pub use error::ConfigTxError;
+
 /// The config tree's root group key (Fabric's `channelconfig.RootGroupKey`).
 pub const ROOT_GROUP: &str = "Channel";
 
@@ -49,29 +52,29 @@ fn header_type_name(t: i32) -> String {
 fn unmarshal_envelope_of_type(
     envelope: &Envelope,
     header_type: HeaderType,
-) -> Result<(String, Bytes), String> {
-    let payload = Payload::decode(envelope.payload.as_ref())
-        .map_err(|e| format!("error unmarshalling Payload: {e}"))?;
+) -> Result<(String, Bytes), ConfigTxError> {
+    let payload = Payload::decode(envelope.payload.as_ref()).map_err(ConfigTxError::Payload)?;
     let Some(header) = payload.header.as_ref() else {
-        return Err("envelope must have a Header".into());
+        return Err(ConfigTxError::NoHeader);
     };
     let chdr = fabric_protos::common::ChannelHeader::decode(header.channel_header.as_ref())
-        .map_err(|e| format!("error unmarshalling ChannelHeader: {e}"))?;
+        .map_err(ConfigTxError::ChannelHeader)?;
     if chdr.r#type != header_type as i32 {
-        return Err(format!(
-            "invalid type {}, expected {}",
-            header_type_name(chdr.r#type),
-            header_type.as_str_name()
-        ));
+        return Err(ConfigTxError::WrongType {
+            actual: chdr.r#type,
+            expected: header_type,
+        });
     }
     Ok((chdr.channel_id, payload.data))
 }
 
 /// Fabric's `protoutil.EnvelopeToConfigUpdate`.
-fn envelope_to_config_update(envelope: &Envelope) -> Result<ConfigUpdateEnvelope, String> {
+fn envelope_to_config_update(envelope: &Envelope) -> Result<ConfigUpdateEnvelope, ConfigTxError> {
     let (_, data) = unmarshal_envelope_of_type(envelope, HeaderType::ConfigUpdate)?;
-    ConfigUpdateEnvelope::decode(data)
-        .map_err(|e| format!("error unmarshalling message for type CONFIG_UPDATE: {e}"))
+    ConfigUpdateEnvelope::decode(data).map_err(|error| ConfigTxError::Message {
+        kind: HeaderType::ConfigUpdate,
+        error,
+    })
 }
 
 fn apply_error(config: &ChannelConfig, e: impl std::fmt::Display) -> Rejection {
@@ -152,14 +155,16 @@ pub struct ConfigMessage {
 
 /// Decodes a CONFIG envelope's `ConfigEnvelope` (Fabric's
 /// `UnmarshalEnvelopeOfType(env, CONFIG, configEnvelope)`).
-pub fn config_message(envelope: &Envelope) -> Result<ConfigMessage, String> {
+pub fn config_message(envelope: &Envelope) -> Result<ConfigMessage, ConfigTxError> {
     let (_, data) = unmarshal_envelope_of_type(envelope, HeaderType::Config)?;
-    let config_envelope = ConfigEnvelope::decode(data)
-        .map_err(|e| format!("error unmarshalling message for type CONFIG: {e}"))?;
+    let config_envelope = ConfigEnvelope::decode(data).map_err(|error| ConfigTxError::Message {
+        kind: HeaderType::Config,
+        error,
+    })?;
     let config = config_envelope
         .config
         .clone()
-        .ok_or_else(|| "config envelope has nil config".to_string())?;
+        .ok_or(ConfigTxError::NilConfig)?;
     Ok(ConfigMessage {
         config_envelope,
         config,
@@ -167,12 +172,12 @@ pub fn config_message(envelope: &Envelope) -> Result<ConfigMessage, String> {
 }
 
 /// Fabric's `ValidatorImpl.Validate` sequence rule.
-pub fn check_next_sequence(config: &ChannelConfig, next: &Config) -> Result<(), String> {
+pub fn check_next_sequence(config: &ChannelConfig, next: &Config) -> Result<(), ConfigTxError> {
     if next.sequence != config.sequence.wrapping_add(1) {
-        return Err(format!(
-            "config currently at sequence {}, cannot validate config at sequence {}",
-            config.sequence, next.sequence
-        ));
+        return Err(ConfigTxError::Sequence {
+            current: config.sequence,
+            next: next.sequence,
+        });
     }
     Ok(())
 }
@@ -194,7 +199,8 @@ pub fn validate_config(
     if parsed.channel_header.channel_id != config.channel_id {
         return Err(Rejection::bad_request(filters::ERR_NO_SYSTEM_CHANNEL));
     }
-    let message = config_message(&parsed.envelope).map_err(Rejection::bad_request)?;
+    let message =
+        config_message(&parsed.envelope).map_err(|e| Rejection::bad_request(e.to_string()))?;
     let Some(last_update) = message.config_envelope.last_update.as_ref() else {
         return Err(Rejection::bad_request(
             "updated config does not include a config update",
@@ -213,7 +219,8 @@ pub fn validate_config(
             "config update for existing channel did not pass initial checks",
         )
     })?;
-    check_next_sequence(config, &message.config).map_err(Rejection::bad_request)?;
+    check_next_sequence(config, &message.config)
+        .map_err(|e| Rejection::bad_request(e.to_string()))?;
     let expected = propose(config, last_update, now_unix_nanos, crypto)?;
     if expected != message.config {
         return Err(Rejection::bad_request(
