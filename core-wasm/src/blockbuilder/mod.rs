@@ -37,6 +37,25 @@ impl BatchItem for OrderedEnvelope {
     }
 }
 
+/// Why bytes are not a protobuf message (the Go runtime's `protowire` texts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("unexpected EOF")]
+    Eof,
+    #[error("variable length integer overflow")]
+    VarintOverflow,
+    #[error("invalid field number {0}")]
+    FieldNumber(u64),
+    #[error("invalid wire type {0}")]
+    WireType(u64),
+    #[error("unexpected end group")]
+    UnexpectedEndGroup,
+    #[error("mismatching end group marker")]
+    MismatchedEndGroup,
+    #[error("exceeded maximum recursion depth")]
+    RecursionDepth,
+}
+
 const PAYLOAD_FIELD: u64 = 1;
 const SIGNATURE_FIELD: u64 = 2;
 const WIRE_VARINT: u64 = 0;
@@ -60,7 +79,7 @@ const MAX_GROUP_DEPTH: u32 = 100;
 ///
 /// The common case, an envelope already in that form, costs no copy: the returned
 /// data shares `raw`.
-pub fn marshal_envelope(raw: Bytes) -> Result<OrderedEnvelope, String> {
+pub fn marshal_envelope(raw: Bytes) -> Result<OrderedEnvelope, WireError> {
     let buf = raw.as_ref();
     let mut pos = 0;
     let mut payload: Option<(usize, usize)> = None;
@@ -73,10 +92,10 @@ pub fn marshal_envelope(raw: Bytes) -> Result<OrderedEnvelope, String> {
         let tag = read_varint(buf, &mut pos)?;
         let (num, wire) = (tag >> 3, tag & 7);
         if num == 0 || num > MAX_FIELD_NUMBER {
-            return Err(format!("invalid field number {num}"));
+            return Err(WireError::FieldNumber(num));
         }
         if wire == WIRE_END_GROUP {
-            return Err("unexpected end group".into());
+            return Err(WireError::UnexpectedEndGroup);
         }
         if (num == PAYLOAD_FIELD || num == SIGNATURE_FIELD) && wire == WIRE_LEN {
             let len = read_varint(buf, &mut pos)?;
@@ -135,15 +154,15 @@ pub fn marshal_envelope(raw: Bytes) -> Result<OrderedEnvelope, String> {
     })
 }
 
-fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u64, String> {
+fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u64, WireError> {
     let mut value = 0u64;
     for i in 0..10 {
         let Some(&b) = buf.get(*pos) else {
-            return Err("unexpected EOF".into());
+            return Err(WireError::Eof);
         };
         *pos += 1;
         if i == 9 && b > 1 {
-            return Err("variable length integer overflow".into());
+            return Err(WireError::VarintOverflow);
         }
         value |= u64::from(b & 0x7f) << (7 * i);
         if b < 0x80 {
@@ -153,15 +172,21 @@ fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u64, String> {
     unreachable!("the tenth byte is at most 1")
 }
 
-fn checked_end(buf: &[u8], pos: usize, len: u64) -> Result<usize, String> {
+fn checked_end(buf: &[u8], pos: usize, len: u64) -> Result<usize, WireError> {
     if len > (buf.len() - pos) as u64 {
-        return Err("unexpected EOF".into());
+        return Err(WireError::Eof);
     }
     Ok(pos + len as usize)
 }
 
 /// Skips one field value (protowire.ConsumeFieldValue).
-fn skip_value(buf: &[u8], pos: &mut usize, num: u64, wire: u64, depth: u32) -> Result<(), String> {
+fn skip_value(
+    buf: &[u8],
+    pos: &mut usize,
+    num: u64,
+    wire: u64,
+    depth: u32,
+) -> Result<(), WireError> {
     match wire {
         WIRE_VARINT => {
             read_varint(buf, pos)?;
@@ -174,24 +199,24 @@ fn skip_value(buf: &[u8], pos: &mut usize, num: u64, wire: u64, depth: u32) -> R
         }
         WIRE_START_GROUP => {
             if depth == 0 {
-                return Err("exceeded maximum recursion depth".into());
+                return Err(WireError::RecursionDepth);
             }
             loop {
                 let tag = read_varint(buf, pos)?;
                 let (inner, inner_wire) = (tag >> 3, tag & 7);
                 if inner == 0 || inner > i32::MAX as u64 {
-                    return Err(format!("invalid field number {inner}"));
+                    return Err(WireError::FieldNumber(inner));
                 }
                 if inner_wire == WIRE_END_GROUP {
                     if inner != num {
-                        return Err("mismatching end group marker".into());
+                        return Err(WireError::MismatchedEndGroup);
                     }
                     return Ok(());
                 }
                 skip_value(buf, pos, inner, inner_wire, depth - 1)?;
             }
         }
-        _ => return Err(format!("invalid wire type {wire}")),
+        _ => return Err(WireError::WireType(wire)),
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ fn env(payload: &[u8], signature: &[u8]) -> Vec<u8> {
     .encode_to_vec()
 }
 
-fn marshal(raw: &[u8]) -> Result<Vec<u8>, String> {
+fn marshal(raw: &[u8]) -> Result<Vec<u8>, WireError> {
     marshal_envelope(Bytes::copy_from_slice(raw)).map(|e| e.data.to_vec())
 }
 
