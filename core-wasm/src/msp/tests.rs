@@ -439,8 +439,43 @@ fn pem_and_base64() {
     assert!(pem_decode(b"-----BEGIN X-----\nAAAA\n").is_none());
 }
 
+/// What Go's `pem.Decode` accepts and pem-rfc7468 would not (why the framing is by
+/// hand): text after the block, a second block, headers, other line widths, CRLF.
+#[test]
+fn pem_is_as_lenient_as_go() {
+    let cert = user1().cert_pem;
+    let der = pem_decode(&cert).unwrap();
+    let mut two = cert.clone();
+    two.extend(b"trailing text\n");
+    two.extend(org1_ca_pem());
+    assert_eq!(pem_decode(&two).unwrap(), der);
+    let b64 = base64_encode(&der);
+    let wrapped = |width: usize, eol: &str| {
+        let mut out = format!("-----BEGIN CERTIFICATE-----{eol}");
+        for line in b64.as_bytes().chunks(width) {
+            out.push_str(std::str::from_utf8(line).unwrap());
+            out.push_str(eol);
+        }
+        out.push_str(&format!("-----END CERTIFICATE-----{eol}"));
+        out
+    };
+    for text in [
+        wrapped(76, "\n"),
+        wrapped(64, "\r\n"),
+        wrapped(b64.len(), "\n"),
+    ] {
+        assert_eq!(pem_decode(text.as_bytes()).unwrap(), der, "{text}");
+    }
+    let with_headers =
+        wrapped(64, "\n").replacen("-----\n", "-----\nProc-Type: 4,CRL\nComment: test\n\n", 1);
+    assert_eq!(pem_decode(with_headers.as_bytes()).unwrap(), der);
+    // Unpadded base64 is refused, as by Go's StdEncoding.
+    assert!(base64_decode(b"AAA").is_none());
+}
+
 #[test]
 fn time_formatting() {
+    assert_eq!(format_unix_nanos(u64::MAX), "2554-07-21T23:34:33Z");
     assert_eq!(format_unix_nanos(0), "1970-01-01T00:00:00Z");
     assert_eq!(
         format_unix_nanos(1_700_000_000_000_000_000),
