@@ -2,12 +2,14 @@
 # Runs `orderer bench` against a fresh dev-default orderer per configuration,
 # alternating the configurations round by round so they are compared within one run
 # (docs/PERFORMANCE.md). Appends one JSON object per run (the bench's report plus
-# "label" and "round") to OUT and prints a one-line summary of each.
+# "label" and "round") to OUT and prints a one-line summary of each. An optional fourth
+# field names another orderer binary to start for that configuration (e.g. one built
+# from an earlier commit, for before/after ratios); the bench client is always ours.
 #
-#   scripts/bench-suite.sh OUT.jsonl ROUNDS "LABEL|START-ARGS|BENCH-ARGS" ...
+#   scripts/bench-suite.sh OUT.jsonl ROUNDS "LABEL|START-ARGS|BENCH-ARGS[|ORDERER-BIN]" ...
 #   scripts/bench-suite.sh /tmp/s.jsonl 3 "wasm||-n 40000 -k 4 -f 1" "native|--native-core|-n 40000 -k 4 -f 1"
 set -euo pipefail
-[ $# -ge 3 ] || { sed -n '2,8p' "$0"; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,10p' "$0"; exit 2; }
 out=$1 rounds=$2
 shift 2
 cd "$(dirname "$0")/.."
@@ -18,10 +20,10 @@ port=${BENCH_PORT:-7991}
 trap 'rm -rf "$data"' EXIT
 for round in $(seq 1 "$rounds"); do
   for spec in "$@"; do
-    IFS='|' read -r label start_args bench_args <<< "$spec"
+    IFS='|' read -r label start_args bench_args start_bin <<< "$spec"
     rm -rf "$data/orderer"
     # shellcheck disable=SC2086 # the argument lists are meant to split
-    "$bin" start --data-dir "$data/orderer" --listen 127.0.0.1:$port --admin-listen 127.0.0.1:0 \
+    "${start_bin:-$bin}" start --data-dir "$data/orderer" --listen 127.0.0.1:$port --admin-listen 127.0.0.1:0 \
       $start_args > "$data/orderer.log" 2>&1 &
     pid=$!
     until grep -q "^listening on" "$data/orderer.log"; do

@@ -24,3 +24,5 @@ pub mod multichannel;
 mod policy_tests;
 pub mod protoutil;
 pub mod server;
+#[cfg(test)]
+mod testkit;

@@ -444,13 +444,13 @@ fn rfc3339_dates() {
 
 /// A broken component answers every message it faults on with INTERNAL_SERVER_ERROR
 /// and a clear info, each fault is counted, and after K of them the channel is back
-/// on the previous component by itself.
-async fn fault_then_roll_back(path: &str, name: &str, expect: &str) {
+/// on the previous component by itself. `deadline_ms` is the call deadline.
+async fn fault_then_roll_back(path: &str, name: &str, expect: &str, deadline_ms: u64) {
     const K: usize = 3;
     let dir = tempfile::tempdir().unwrap();
     let settings = CoreSettings {
         limits: CoreLimits {
-            call_deadline: Duration::from_millis(100),
+            call_deadline: Duration::from_millis(deadline_ms),
             memory_bytes: 128 << 20,
         },
         fault_threshold: K,
@@ -500,6 +500,7 @@ async fn broken_loop_hits_the_deadline_and_rolls_back() {
         test_components::BROKEN_LOOP,
         "broken-loop",
         "deadline of 100 ms per call exceeded",
+        100,
     )
     .await;
 }
@@ -510,6 +511,7 @@ async fn broken_panic_traps_and_rolls_back() {
         test_components::BROKEN_PANIC,
         "broken-panic",
         "(a panic in the component)",
+        100,
     )
     .await;
 }
@@ -520,6 +522,8 @@ async fn broken_alloc_hits_the_memory_limit_and_rolls_back() {
         test_components::BROKEN_ALLOC,
         "broken-alloc",
         "memory limit of 128 MiB per instance exceeded",
+        // Room enough that the memory limit, not the clock, stops it on a busy machine.
+        5000,
     )
     .await;
 }

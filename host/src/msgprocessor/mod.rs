@@ -140,3 +140,6 @@ impl StandardChannel {
         })?
     }
 }
+
+#[cfg(test)]
+mod tests;

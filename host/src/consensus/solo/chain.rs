@@ -11,6 +11,16 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What went wrong in a step: a fault of the cutter is recovered from (reopened);
+/// anything else (the ledger) halts the chain.
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error(transparent)]
+    Fault(#[from] CoreFault),
+    #[error(transparent)]
+    Halt(#[from] anyhow::Error),
+}
+
 /// The time of an input: monotonic (the batch timer) and wall-clock (the core's
 /// expiration checks).
 #[derive(Clone, Copy, Debug)]
@@ -53,11 +63,12 @@ impl<S: ConsenterSupport> SoloChain<S> {
 
     /// A normal message: ordered (the core validates it again if the config moved on).
     pub fn order(&mut self, envelope: &[u8], config_seq: u64, now: Now) -> Result<()> {
-        let cut = self.core.order(envelope, config_seq, now.unix_nanos);
-        match cut.map_err(anyhow::Error::from).and_then(|cut| {
+        let ordered = (|| -> Result<bool, StepError> {
+            let cut = self.core.order(envelope, config_seq, now.unix_nanos)?;
             self.write(&cut.blocks)?;
             Ok(cut.pending)
-        }) {
+        })();
+        match ordered {
             Ok(pending) => self.timer.ordered(pending, now.mono),
             Err(e) => self.recover(e)?,
         }
@@ -88,12 +99,12 @@ impl<S: ConsenterSupport> SoloChain<S> {
         } else {
             config
         };
-        let cut = self.core.order(&config, config_seq, now.unix_nanos);
-        match cut
-            .map_err(anyhow::Error::from)
-            .and_then(|cut| self.write(&cut.blocks))
-            .and_then(|()| Ok(self.core.batch_timeout_ms()?))
-        {
+        let ordered = (|| -> Result<u64, StepError> {
+            let cut = self.core.order(&config, config_seq, now.unix_nanos)?;
+            self.write(&cut.blocks)?;
+            Ok(self.core.batch_timeout_ms()?)
+        })();
+        match ordered {
             Ok(timeout) => {
                 // A config block ends the batch; its BatchTimeout applies next.
                 self.timer.set_timeout(Duration::from_millis(timeout));
@@ -110,8 +121,11 @@ impl<S: ConsenterSupport> SoloChain<S> {
             return Ok(());
         }
         self.timer.stop();
-        let cut = self.core.cut().map_err(anyhow::Error::from);
-        if let Err(e) = cut.and_then(|block| self.write(block.as_slice())) {
+        let cut = (|| -> Result<(), StepError> {
+            let block = self.core.cut()?;
+            self.write(block.as_slice())
+        })();
+        if let Err(e) = cut {
             self.recover(e)?;
         }
         Ok(())
@@ -168,7 +182,9 @@ impl<S: ConsenterSupport> SoloChain<S> {
         );
         self.core = next;
         self.component = component;
-        self.write(&blocks)?;
+        if let Err(e) = self.write(&blocks) {
+            self.recover(e)?;
+        }
         self.timer.set_timeout(Duration::from_millis(timeout_ms));
         self.timer.ordered(still_pending, now.mono);
         Ok(Ok(()))
@@ -186,7 +202,7 @@ impl<S: ConsenterSupport> SoloChain<S> {
         })
     }
 
-    fn write(&mut self, blocks: &[CoreBlock]) -> Result<()> {
+    fn write(&mut self, blocks: &[CoreBlock]) -> Result<(), StepError> {
         for block in blocks {
             if block.is_config {
                 // The core applied the config while cutting this block.
@@ -203,8 +219,11 @@ impl<S: ConsenterSupport> SoloChain<S> {
     /// A fault of the cutter instance: counted, and the cutter reopened on the same
     /// component at the ledger's tip (the faulted instance cannot be asked for its
     /// pending batch: those messages are lost, and logged). Any other error halts.
-    fn recover(&mut self, error: anyhow::Error) -> Result<()> {
-        let fault = error.downcast::<CoreFault>()?;
+    fn recover(&mut self, error: StepError) -> Result<()> {
+        let fault = match error {
+            StepError::Fault(fault) => fault,
+            StepError::Halt(error) => return Err(error),
+        };
         self.support.faults().record_fault(&self.component, &fault);
         tracing::error!(
             channel = %self.support.channel_id(),

@@ -3,10 +3,11 @@
 //! processor for config updates; then a deterministic simulation of random inputs.
 
 use super::*;
-use crate::client::configupdate::{self, BatchEdits};
+use crate::client::configupdate::BatchEdits;
 use crate::component::{CoreBlock, CoreFault, FaultSink};
 use crate::identity::Signer;
 use crate::msgprocessor::{Message, StandardChannel, ValidatorPool};
+use crate::testkit::*;
 use fabric_protos::common::{Block, Envelope, HeaderType};
 use ordering_core::blockheader::header_hash;
 use ordering_core::config::ChannelConfig;
@@ -14,35 +15,10 @@ use ordering_core::{NativeCrypto, Rejection};
 use prost::Message as _;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-const CHANNEL: &str = "mychannel";
 const SECOND: Duration = Duration::from_secs(1);
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/fabric")
-}
-
-fn signer(path: &str, msp_id: &str) -> Arc<Signer> {
-    let dir = fixtures().join("crypto").join(path).join("msp");
-    Arc::new(Signer::from_msp_dir(&dir, msp_id).expect("fixture signer"))
-}
-
-fn user1() -> Arc<Signer> {
-    signer(
-        "peerOrganizations/org1.example.com/users/User1@org1.example.com",
-        "Org1MSP",
-    )
-}
-
-fn orderer_admin() -> Arc<Signer> {
-    signer(
-        "ordererOrganizations/example.com/users/Admin@example.com",
-        "OrdererMSP",
-    )
-}
 
 #[derive(Default)]
 struct Faults(AtomicUsize);
@@ -62,8 +38,7 @@ struct Memory {
 
 impl Memory {
     fn new() -> Self {
-        let genesis =
-            std::fs::read(fixtures().join("blocks/mychannel-solo-genesis.block")).unwrap();
+        let genesis = solo_genesis();
         let config = ChannelConfig::from_config_block(&genesis, &NativeCrypto).unwrap();
         let block = Block::decode(&genesis[..]).unwrap();
         let tip = block.header.clone().unwrap().encode_to_vec();
@@ -75,12 +50,8 @@ impl Memory {
             Arc::new(CoreComponent::native()),
             faults,
         );
-        let orderer = signer(
-            "ordererOrganizations/example.com/orderers/orderer0.example.com",
-            "OrdererMSP",
-        );
         Memory {
-            processor: StandardChannel::new(CHANNEL, Arc::new(validators), orderer),
+            processor: StandardChannel::new(CHANNEL, Arc::new(validators), orderer0()),
             blocks: vec![block],
             faults: Faults::default(),
         }
@@ -143,17 +114,9 @@ fn chain() -> SoloChain<Memory> {
     SoloChain::new(Memory::new(), Arc::new(CoreComponent::native())).unwrap()
 }
 
-/// A signed transaction, unique per `seed`, of `size` bytes of data.
-fn tx(signer: &Signer, seed: u64, size: usize) -> Bytes {
-    let mut data = seed.to_be_bytes().to_vec();
-    data.resize(size.max(8), 0x5a);
-    let envelope = signer.signed_envelope(
-        HeaderType::EndorserTransaction,
-        CHANNEL,
-        data.into(),
-        SystemTime::now(),
-    );
-    envelope.encode_to_vec().into()
+/// An encoded transaction (see [`tx`]).
+fn raw_tx(signer: &Signer, seed: u64, size: usize) -> Bytes {
+    tx(signer, seed, size).encode_to_vec().into()
 }
 
 /// A batch-settings update against the config in force, through the processor as
@@ -161,13 +124,7 @@ fn tx(signer: &Signer, seed: u64, size: usize) -> Bytes {
 fn config_update(chain: &SoloChain<Memory>, edits: &BatchEdits) -> (Bytes, Bytes, u64) {
     let processor = &chain.support().processor;
     let (config_block, _) = processor.validators().config();
-    let original = configupdate::config_from_block(&Block::decode(config_block).unwrap()).unwrap();
-    let updated = configupdate::apply_batch_edits(&original, edits).unwrap();
-    let update = configupdate::compute_update(CHANNEL, &original, &updated).unwrap();
-    let mut envelope = configupdate::unsigned_update(&update);
-    let admin = orderer_admin();
-    configupdate::add_signature(&mut envelope, &admin);
-    let submitted = configupdate::update_envelope(CHANNEL, &envelope, &admin);
+    let submitted = batch_update(&config_block, edits, &orderer_admin());
     let now = crate::protoutil::now_unix_nanos();
     match processor.process(HeaderType::ConfigUpdate as i32, &submitted, now) {
         Ok(Message::Config {
@@ -197,7 +154,7 @@ fn is_config(block: &Block) -> bool {
 fn the_batch_timer_cuts_what_pends() {
     let mut chain = chain();
     let user = user1();
-    let txs: Vec<Bytes> = (0..3).map(|i| tx(&user, i, 100)).collect();
+    let txs: Vec<Bytes> = (0..3).map(|i| raw_tx(&user, i, 100)).collect();
     chain.order(&txs[0], 0, at(SECOND)).unwrap();
     assert_eq!(chain.deadline(), Some(3 * SECOND), "BatchTimeout 2s");
     chain.order(&txs[1], 0, at(2 * SECOND)).unwrap();
@@ -221,7 +178,7 @@ fn the_batch_timer_cuts_what_pends() {
 fn max_message_count_cuts_at_once() {
     let mut chain = chain();
     let user = user1();
-    let txs: Vec<Bytes> = (0..501).map(|i| tx(&user, i, 10)).collect();
+    let txs: Vec<Bytes> = (0..501).map(|i| raw_tx(&user, i, 10)).collect();
     for envelope in &txs {
         chain.order(envelope, 0, at(Duration::ZERO)).unwrap();
     }
@@ -238,8 +195,8 @@ fn max_message_count_cuts_at_once() {
 fn a_config_update_cuts_what_pends_then_goes_alone_and_takes_effect() {
     let mut chain = chain();
     let user = user1();
-    chain.order(&tx(&user, 1, 100), 0, at(SECOND)).unwrap();
-    chain.order(&tx(&user, 2, 100), 0, at(SECOND)).unwrap();
+    chain.order(&raw_tx(&user, 1, 100), 0, at(SECOND)).unwrap();
+    chain.order(&raw_tx(&user, 2, 100), 0, at(SECOND)).unwrap();
     let edits = BatchEdits {
         max_message_count: Some(3),
         timeout: Some("500ms".into()),
@@ -257,14 +214,18 @@ fn a_config_update_cuts_what_pends_then_goes_alone_and_takes_effect() {
     assert_eq!(sequence(&chain), 1);
     assert_eq!(chain.deadline(), None);
 
-    chain.order(&tx(&user, 3, 100), 1, at(10 * SECOND)).unwrap();
+    chain
+        .order(&raw_tx(&user, 3, 100), 1, at(10 * SECOND))
+        .unwrap();
     assert_eq!(
         chain.deadline(),
         Some(10 * SECOND + Duration::from_millis(500)),
         "the new BatchTimeout"
     );
     for i in 4..6 {
-        chain.order(&tx(&user, i, 100), 1, at(10 * SECOND)).unwrap();
+        chain
+            .order(&raw_tx(&user, i, 100), 1, at(10 * SECOND))
+            .unwrap();
     }
     assert_eq!(chain.support().blocks.len(), 4, "the new MaxMessageCount");
     assert_eq!(data(&chain, 3).len(), 3);
@@ -291,7 +252,7 @@ fn a_stale_config_update_is_made_again_or_dropped() {
         .unwrap();
     assert_eq!(sequence(&chain), 1);
 
-    chain.order(&tx(&user, 1, 100), 1, at(SECOND)).unwrap();
+    chain.order(&raw_tx(&user, 1, 100), 1, at(SECOND)).unwrap();
     let deadline = chain.deadline();
     assert!(deadline.is_some());
     chain
@@ -327,7 +288,7 @@ fn a_stale_config_update_is_made_again_or_dropped() {
 fn a_swap_moves_the_pending_batch_and_keeps_its_timer() {
     let mut chain = chain();
     let user = user1();
-    let txs: Vec<Bytes> = (0..4).map(|i| tx(&user, i, 100)).collect();
+    let txs: Vec<Bytes> = (0..4).map(|i| raw_tx(&user, i, 100)).collect();
     for envelope in &txs {
         chain.order(envelope, 0, at(SECOND)).unwrap();
     }
@@ -348,7 +309,7 @@ fn halt_stops_the_chain() {
         let solo = Solo::new(Memory::new(), Arc::new(CoreComponent::native())).unwrap();
         solo.start();
         solo.wait_ready().await.unwrap();
-        solo.order(tx(&user1(), 1, 10), 0).await.unwrap();
+        solo.order(raw_tx(&user1(), 1, 10), 0).await.unwrap();
         assert!(!solo.errored());
         solo.halt();
         tokio::time::timeout(Duration::from_secs(5), solo.halted())
@@ -356,7 +317,7 @@ fn halt_stops_the_chain() {
             .expect("halted");
         assert!(solo.errored());
         assert_eq!(
-            solo.order(tx(&user1(), 2, 10), 0).await,
+            solo.order(raw_tx(&user1(), 2, 10), 0).await,
             Err(ChainError::Stopped)
         );
     });
@@ -392,7 +353,7 @@ fn simulation_keeps_every_envelope_once_in_order() {
                     } else {
                         rng.gen_range(10..3000)
                     };
-                    let envelope = tx(&user, seed << 32 | next_tx, size);
+                    let envelope = raw_tx(&user, seed << 32 | next_tx, size);
                     next_tx += 1;
                     // Some were validated under an older config: the core checks them again.
                     let under = if seq > 0 && rng.gen_bool(0.1) {
