@@ -79,16 +79,25 @@ fn built_block(b: BuiltBlock) -> wit::BuiltBlock {
     }
 }
 
+/// A panic traps without printing first: printing is a WASI stream call, which the
+/// host serves only off its async runtime, and the trap already says it was a panic.
+fn silence_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::panic::set_hook(Box::new(|_| {})));
+}
+
 impl<P: Policy + Default> wit::Guest for Component<P> {
     type Channel = ChannelResource<P>;
 
     fn describe() -> (String, String) {
+        silence_panics();
         (P::NAME.into(), P::VERSION.into())
     }
 }
 
 impl<P: Policy + Default> wit::GuestChannel for ChannelResource<P> {
     fn open(config_block: Vec<u8>, tip_header: Vec<u8>) -> Result<wit::Channel, wit::Rejection> {
+        silence_panics();
         let channel =
             Channel::open_with_policy(HostCrypto, P::default(), &config_block, &tip_header)
                 .map_err(rejection)?;

@@ -5,12 +5,13 @@ use super::crypto::HostCrypto;
 use super::engine::exports::fabric::orderer::core as wit;
 use super::engine::{HostState, OrderingCore, OrderingCorePre, deadline_ticks, engine, linker};
 use super::fault::classify;
-use super::{CoreFault, CoreLimits, Instance, OpenError};
+use super::{CoreFault, CoreLimits, FaultKind, Instance, OpenError};
 use fabric_protos::common::Status;
 use ordering_core::Rejection;
 use ordering_core::blockbuilder::BuiltBlock;
 use ordering_core::channel::Cut;
 use ordering_core::filters::Verdict;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use wasmtime::Store;
 use wasmtime::component::{Component, ResourceAny};
 
@@ -106,8 +107,23 @@ impl WasmInstance {
     ) -> Result<T, CoreFault> {
         self.store.set_epoch_deadline(self.deadline);
         let channel = self.bindings.fabric_orderer_core().channel();
-        f(&channel, &mut self.store, self.channel)
-            .map_err(|e| classify(e, &self.store, &self.label, self.limits))
+        // A host function that panics unwinds through the component to here. One does
+        // when a component writes to stdout or stderr from a call made on the async
+        // runtime (wasmtime-wasi serves streams with a blocking `block_on`): the core
+        // does no I/O, so that is a fault of the component, not of the orderer.
+        let called = catch_unwind(AssertUnwindSafe(|| {
+            f(&channel, &mut self.store, self.channel)
+        }));
+        match called {
+            Ok(result) => result.map_err(|e| classify(e, &self.store, &self.label, self.limits)),
+            Err(_) => Err(CoreFault {
+                kind: FaultKind::Trap,
+                detail: format!(
+                    "{}: the component used WASI I/O (stdout, stderr), which an ordering core may not",
+                    self.label
+                ),
+            }),
+        }
     }
 }
 

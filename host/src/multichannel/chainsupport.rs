@@ -3,6 +3,7 @@
 //! and [`ChainWriter`], the chain's side of the channel (its ConsenterSupport).
 
 use super::blockwriter::BlockWriter;
+use super::committer::Committer;
 use crate::component::{CoreBlock, CoreComponent, FaultSink};
 use crate::consensus::{Chain, ConsenterSupport};
 use crate::hotswap::{CoreSlot, RecentEnvelopes, Swappable};
@@ -65,12 +66,14 @@ impl Swappable for ChainSupport {
     }
 }
 
-/// What the chain writes through: Fabric's BlockWriter over the ledger, and the
-/// message processor it re-runs config updates on.
+/// What the chain writes through: Fabric's BlockWriter (signing, on the chain's
+/// side) and the committer (appending, on its own thread), and the message
+/// processor it re-runs config updates on.
 pub struct ChainWriter {
     pub channel_id: String,
     pub ledger: Arc<Ledger>,
     pub writer: BlockWriter,
+    pub committer: Committer,
     pub processor: Arc<StandardChannel>,
     pub slot: Arc<CoreSlot>,
 }
@@ -80,7 +83,11 @@ impl ConsenterSupport for ChainWriter {
         &self.channel_id
     }
 
+    /// The tip of what the chain wrote: blocks still queued are appended first.
     fn config_and_tip(&self) -> (Bytes, Vec<u8>) {
+        if let Err(e) = self.committer.flush() {
+            tracing::error!(channel = %self.channel_id, "{e:#}");
+        }
         config_and_tip(&self.processor, &self.ledger)
     }
 
@@ -89,7 +96,7 @@ impl ConsenterSupport for ChainWriter {
     }
 
     fn write_block(&mut self, block: &CoreBlock) -> Result<()> {
-        self.ledger.append(self.writer.finish(block))
+        self.committer.append(self.writer.finish(block))
     }
 
     fn write_config_block(&mut self, block: &CoreBlock, sequence: u64) -> Result<()> {
@@ -100,7 +107,7 @@ impl ConsenterSupport for ChainWriter {
         self.processor
             .validators()
             .reconfigure(complete.clone(), sequence);
-        self.ledger.append(complete)
+        self.committer.append(complete)
     }
 
     fn faults(&self) -> &dyn FaultSink {

@@ -5,9 +5,11 @@
 
 pub mod blockwriter;
 mod chainsupport;
+mod committer;
 
 pub use blockwriter::{BlockWriter, ConsenterMetadata};
 pub use chainsupport::{ChainSupport, ChainWriter};
+pub use committer::Committer;
 
 use crate::component::{ComponentCache, CoreComponent};
 use crate::consensus::Chain;
@@ -192,6 +194,7 @@ impl Registrar {
             channel_id: channel_id.to_string(),
             ledger: ledger.clone(),
             writer: BlockWriter::new(self.signer.clone(), last_config, consenter),
+            committer: Committer::start(channel_id, ledger.clone()),
             processor: processor.clone(),
             slot: slot.clone(),
         };

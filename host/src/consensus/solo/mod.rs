@@ -1,7 +1,8 @@
-//! Fabric's solo consenter: one thread per channel owns the channel's cutter
-//! instance of the core and its batch timer, and writes every cut block (signed,
-//! fsynced) in order. Until Raft exists, single-consenter etcdraft channels use it
-//! too. The logic is [`SoloChain`]; this module queues inputs to it and keeps time.
+//! Fabric's solo consenter. The logic is [`SoloChain`], behind a lock: a Broadcast
+//! task orders its message itself, in the order the lock is taken, with no hand-off
+//! to another thread and no wake-up per message; cut blocks are signed there and go
+//! to the channel's committer. A timer task wakes only for a batch's deadline. Until
+//! Raft exists, single-consenter etcdraft channels use it too.
 
 mod chain;
 #[cfg(test)]
@@ -18,113 +19,111 @@ use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, sleep_until};
 
-/// How many validated messages may wait for the cutter; a full queue slows
-/// Broadcast's `Recv` (back-pressure), nothing is dropped.
-const QUEUE_DEPTH: usize = 1024;
-
-/// What the chain is asked to do, in order.
-enum Input {
-    Order {
-        envelope: Bytes,
-        config_seq: u64,
-    },
-    Configure {
-        config: Bytes,
-        update: Bytes,
-        config_seq: u64,
-    },
-    Swap {
-        component: Arc<CoreComponent>,
-        done: oneshot::Sender<Result<(), String>>,
-    },
-}
-
 /// A solo chain: [`Chain`] for Broadcast, hot swap and Deliver.
-pub struct Solo {
-    tx: mpsc::Sender<Input>,
-    /// The chain and its queue until `start`.
-    idle: Mutex<Option<Box<dyn FnOnce() + Send>>>,
-    halt: watch::Sender<bool>,
+pub struct Solo<S> {
+    shared: Arc<Shared<S>>,
 }
 
-impl Solo {
-    /// The chain over `support` on `component`; it orders once started.
-    pub fn new<S: ConsenterSupport>(
-        support: S,
-        component: Arc<CoreComponent>,
-    ) -> anyhow::Result<Self> {
+struct Shared<S> {
+    channel_id: String,
+    /// None once halted.
+    chain: Mutex<Option<SoloChain<S>>>,
+    /// The origin of the chain's monotonic clock.
+    origin: Instant,
+    /// Tells the timer task that a batch began (a deadline appeared) or the chain halted.
+    deadline_set: Notify,
+    halted: watch::Sender<bool>,
+    started: std::sync::atomic::AtomicBool,
+}
+
+impl<S: ConsenterSupport> Solo<S> {
+    /// The chain over `support` on `component`; its timer runs once started.
+    pub fn new(support: S, component: Arc<CoreComponent>) -> anyhow::Result<Self> {
         let channel_id = support.channel_id().to_string();
         let chain = SoloChain::new(support, component)?;
-        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let (halt, halted) = watch::channel(false);
-        let run = move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-                .expect("building the chain's runtime");
-            // A thread of its own: calls into the core and fsyncs block it, not the
-            // runtime's workers.
-            std::thread::Builder::new()
-                .name(format!("chain-{channel_id}"))
-                .spawn(move || {
-                    if let Err(e) = runtime.block_on(run(chain, rx, halted)) {
-                        tracing::error!(channel = %channel_id, "chain halted: {e:#}");
-                    }
-                })
-                .expect("spawning the chain thread");
-        };
         Ok(Solo {
-            tx,
-            idle: Mutex::new(Some(Box::new(run))),
-            halt,
+            shared: Arc::new(Shared {
+                channel_id,
+                chain: Mutex::new(Some(chain)),
+                origin: Instant::now(),
+                deadline_set: Notify::new(),
+                halted: watch::channel(false).0,
+                started: Default::default(),
+            }),
         })
-    }
-
-    async fn send(&self, input: Input) -> Result<(), ChainError> {
-        self.tx.send(input).await.map_err(|_| ChainError::Stopped)
     }
 }
 
-/// Feeds the queue and the timer to the chain until it halts or everyone is gone.
-async fn run<S: ConsenterSupport>(
-    mut chain: SoloChain<S>,
-    mut rx: mpsc::Receiver<Input>,
-    mut halted: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let start = Instant::now();
-    let now = || Now {
-        mono: start.elapsed(),
-        unix_nanos: now_unix_nanos(),
-    };
-    loop {
-        let deadline = chain.deadline().map(|d| start + d);
-        tokio::select! {
-            input = rx.recv() => match input {
-                None => return Ok(()),
-                Some(Input::Order { envelope, config_seq }) => chain.order(&envelope, config_seq, now())?,
-                Some(Input::Configure { config, update, config_seq }) => {
-                    chain.configure(config, &update, config_seq, now())?
+impl<S: ConsenterSupport> Shared<S> {
+    fn now(&self) -> Now {
+        Now {
+            mono: self.origin.elapsed(),
+            unix_nanos: now_unix_nanos(),
+        }
+    }
+
+    /// One input to the chain, under its lock; an error halts it.
+    fn step<T>(
+        &self,
+        input: impl FnOnce(&mut SoloChain<S>, Now) -> anyhow::Result<T>,
+    ) -> Result<T, ChainError> {
+        let mut guard = self.chain.lock().unwrap();
+        let chain = guard.as_mut().ok_or(ChainError::Stopped)?;
+        let before = chain.deadline();
+        match input(chain, self.now()) {
+            Ok(answer) => {
+                if before.is_none() && chain.deadline().is_some() {
+                    self.deadline_set.notify_one();
                 }
-                Some(Input::Swap { component, done }) => {
-                    let _ = done.send(chain.swap(component, now())?);
+                Ok(answer)
+            }
+            Err(e) => {
+                tracing::error!(channel = %self.channel_id, "chain halted: {e:#}");
+                *guard = None;
+                drop(guard);
+                self.halt();
+                Err(ChainError::Stopped)
+            }
+        }
+    }
+
+    fn halt(&self) {
+        self.halted.send_replace(true);
+        self.deadline_set.notify_one();
+    }
+
+    /// The batch timer: sleeps until the deadline of the batch pending, if one is.
+    async fn run_timer(self: Arc<Self>) {
+        loop {
+            let deadline = match self.chain.lock().unwrap().as_ref() {
+                None => return,
+                Some(chain) => chain.deadline(),
+            };
+            match deadline {
+                None => self.deadline_set.notified().await,
+                Some(deadline) => {
+                    tokio::select! {
+                        _ = sleep_until(self.origin + deadline) => {
+                            let _ = self.step(|chain, now| chain.tick(now));
+                        }
+                        // A halt; a deadline only appears when none was set.
+                        _ = self.deadline_set.notified() => {}
+                    }
                 }
-            },
-            _ = sleep_until(deadline.unwrap_or(start)), if deadline.is_some() => chain.tick(now())?,
-            _ = halted.wait_for(|h| *h) => return Ok(()),
+            }
         }
     }
 }
 
-impl Chain for Solo {
+impl<S: ConsenterSupport> Chain for Solo<S> {
     fn order(&self, envelope: Bytes, config_seq: u64) -> BoxFuture<'_, Result<(), ChainError>> {
-        self.send(Input::Order {
-            envelope,
-            config_seq,
-        })
-        .boxed()
+        let ordered = self
+            .shared
+            .step(|chain, now| chain.order(&envelope, config_seq, now));
+        futures::future::ready(ordered).boxed()
     }
 
     fn configure(
@@ -133,16 +132,14 @@ impl Chain for Solo {
         update: Bytes,
         config_seq: u64,
     ) -> BoxFuture<'_, Result<(), ChainError>> {
-        self.send(Input::Configure {
-            config,
-            update,
-            config_seq,
-        })
-        .boxed()
+        let ordered = self
+            .shared
+            .step(|chain, now| chain.configure(config, &update, config_seq, now));
+        futures::future::ready(ordered).boxed()
     }
 
     fn wait_ready(&self) -> BoxFuture<'_, Result<(), ChainError>> {
-        // Solo is ready whenever it runs; a full queue waits in `order`.
+        // Solo is ready whenever it runs.
         let ready = if self.errored() {
             Err(ChainError::Stopped)
         } else {
@@ -152,33 +149,36 @@ impl Chain for Solo {
     }
 
     fn errored(&self) -> bool {
-        self.tx.is_closed()
+        *self.shared.halted.borrow()
     }
 
     fn halted(&self) -> BoxFuture<'_, ()> {
-        self.tx.closed().boxed()
+        let mut halted = self.shared.halted.subscribe();
+        async move {
+            let _ = halted.wait_for(|h| *h).await;
+        }
+        .boxed()
     }
 
     fn start(&self) {
-        if let Some(run) = self.idle.lock().unwrap().take() {
-            run();
+        use std::sync::atomic::Ordering;
+        if !self.shared.started.swap(true, Ordering::SeqCst) {
+            tokio::spawn(self.shared.clone().run_timer());
         }
     }
 
     fn halt(&self) {
-        self.halt.send_replace(true);
-        // Not started: drop the chain, so `errored` holds.
-        drop(self.idle.lock().unwrap().take());
+        // Dropping the chain drops its committer, which appends what is queued.
+        drop(self.shared.chain.lock().unwrap().take());
+        self.shared.halt();
     }
 
     fn swap(&self, component: Arc<CoreComponent>) -> BoxFuture<'_, Result<(), String>> {
-        async move {
-            let (done, answer) = oneshot::channel();
-            self.send(Input::Swap { component, done })
-                .await
-                .map_err(|e| e.to_string())?;
-            answer.await.map_err(|_| ChainError::Stopped.to_string())?
-        }
-        .boxed()
+        let swapped = self
+            .shared
+            .step(|chain, now| chain.swap(component, now))
+            .map_err(|e| e.to_string())
+            .and_then(|answer| answer);
+        futures::future::ready(swapped).boxed()
     }
 }
