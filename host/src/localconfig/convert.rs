@@ -115,77 +115,10 @@ pub(crate) fn go_format_float(f: f64) -> String {
     }
 }
 
-/// `time.ParseDuration`: a sequence of decimal numbers with units (`ns`, `us`/`µs`,
-/// `ms`, `s`, `m`, `h`), optionally signed, e.g. `300ms`, `1.5h`, `2h45m`; `0` alone
-/// needs no unit. Returns nanoseconds; `None` for anything Go rejects.
+/// `time.ParseDuration`, as the core parses BatchTimeout: nanoseconds, `None` for
+/// anything Go rejects.
 pub(crate) fn go_parse_duration(text: &str) -> Option<i64> {
-    let (neg, mut s) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    };
-    if s == "0" {
-        return Some(0);
-    }
-    if s.is_empty() {
-        return None;
-    }
-    const LIMIT: u128 = 1 << 63;
-    let mut total: u128 = 0;
-    while !s.is_empty() {
-        let int_len = s.bytes().take_while(u8::is_ascii_digit).count();
-        let int_part: u128 = if int_len == 0 {
-            0
-        } else {
-            s[..int_len].parse::<u128>().ok().filter(|v| *v < LIMIT)?
-        };
-        s = &s[int_len..];
-        let (mut frac, mut scale, mut frac_len) = (0u128, 1f64, None);
-        if let Some(rest) = s.strip_prefix('.') {
-            let len = rest.bytes().take_while(u8::is_ascii_digit).count();
-            for d in rest[..len].bytes() {
-                // Go stops accumulating once more digits would overflow.
-                if frac < LIMIT / 10 {
-                    frac = frac * 10 + u128::from(d - b'0');
-                    scale *= 10.0;
-                }
-            }
-            frac_len = Some(len);
-            s = &rest[len..];
-        }
-        if int_len == 0 && frac_len.unwrap_or(0) == 0 {
-            return None;
-        }
-        let unit_len = s
-            .bytes()
-            .take_while(|b| *b != b'.' && !b.is_ascii_digit())
-            .count();
-        let unit: u128 = match &s[..unit_len] {
-            "ns" => 1,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => return None,
-        };
-        s = &s[unit_len..];
-        let mut v = int_part.checked_mul(unit).filter(|v| *v <= LIMIT)?;
-        if frac > 0 {
-            v += (frac as f64 * (unit as f64 / scale)) as u128;
-        }
-        total += v;
-        if total > LIMIT {
-            return None;
-        }
-    }
-    if neg {
-        Some((-(total as i128)) as i64)
-    } else if total < LIMIT {
-        Some(total as i64)
-    } else {
-        None
-    }
+    ordering_core::config::parse_go_duration(text).ok()
 }
 
 /// Fabric's byte-size hook for uint32 fields: `<digits> [k|m|g][b]`, any case, spaces
