@@ -9,5 +9,6 @@ mod config;
 mod deliver;
 mod fixture;
 mod hotswap;
+mod participation;
 mod readme;
 mod restart;
