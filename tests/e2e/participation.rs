@@ -4,15 +4,17 @@
 
 use crate::common::*;
 use bytes::Bytes;
-use fabric_protos::common::Status;
-use fabric_protos::orderer::deliver_response;
+use fabric_protos::common::{HeaderType, Status};
 use fabric_protos::orderer::seek_info::SeekBehavior::BlockUntilReady;
+use fabric_protos::orderer::seek_info::SeekErrorResponse;
+use fabric_protos::orderer::{SeekInfo, deliver_response};
 use http_body_util::{BodyExt, Full};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use prost::Message;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 const CH: &str = "mychannel";
 const CHANNELS: &str = "/participation/v1/channels";
@@ -198,26 +200,44 @@ async fn remove_ends_deliver_and_survives_restart_then_rejoin() {
     assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
     assert_eq!(joined.body, info_json("consenter", 1));
 
-    // A follower waits for blocks that will never come.
+    // Followers wait for blocks that will never come; one asked for BEST_EFFORT,
+    // which a halted chain alone does not end.
     let user = user1();
-    let follow = seek_envelope(
+    let strict = seek_envelope(
         &user,
         CH,
         Some(oldest()),
         Some(specified(u64::MAX)),
         BlockUntilReady,
     );
-    let mut client = orderer.client().await;
-    let mut stream = client
-        .deliver(tokio_stream::iter(vec![follow]))
-        .await
-        .unwrap()
-        .into_inner();
-    let first = stream.message().await.unwrap().unwrap();
-    assert!(matches!(
-        first.r#type,
-        Some(deliver_response::Type::Block(_))
-    ));
+    let best_effort = SeekInfo {
+        start: Some(oldest()),
+        stop: Some(specified(u64::MAX)),
+        behavior: BlockUntilReady as i32,
+        error_response: SeekErrorResponse::BestEffort as i32,
+        ..Default::default()
+    };
+    let best_effort = user.signed_envelope(
+        HeaderType::DeliverSeekInfo,
+        CH,
+        best_effort.encode_to_vec().into(),
+        SystemTime::now(),
+    );
+    let mut streams = Vec::new();
+    for follow in [strict, best_effort] {
+        let mut client = orderer.client().await;
+        let mut stream = client
+            .deliver(tokio_stream::iter(vec![follow]))
+            .await
+            .unwrap()
+            .into_inner();
+        let first = stream.message().await.unwrap().unwrap();
+        assert!(matches!(
+            first.r#type,
+            Some(deliver_response::Type::Block(_))
+        ));
+        streams.push(stream);
+    }
 
     let removed = call(
         &orderer,
@@ -231,17 +251,15 @@ async fn remove_ends_deliver_and_survives_restart_then_rejoin() {
         (removed.status, removed.body.as_str()),
         (StatusCode::NO_CONTENT, "")
     );
-    let ended = tokio::time::timeout(WAIT, stream.message())
-        .await
-        .expect("the Deliver stream ends")
-        .unwrap()
-        .and_then(|r| r.r#type);
-    assert_eq!(
-        ended,
-        Some(deliver_response::Type::Status(
-            Status::ServiceUnavailable as i32
-        ))
-    );
+    for mut stream in streams {
+        let ended = tokio::time::timeout(WAIT, stream.message())
+            .await
+            .expect("the Deliver stream ends")
+            .unwrap()
+            .and_then(|r| r.r#type);
+        let unavailable = deliver_response::Type::Status(Status::ServiceUnavailable as i32);
+        assert_eq!(ended, Some(unavailable));
+    }
     assert!(!dir.path().join("chains").join(CH).exists());
     let (_, status) = deliver(
         &orderer,
