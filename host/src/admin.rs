@@ -1,6 +1,8 @@
-//! The admin listener: which core component each channel runs, and swapping it
-//! while serving (`/core/v1/channels/{channel}`), with JSON answers.
+//! The admin listener: Fabric's channel participation API (`/participation/v1/...`,
+//! in `channelparticipation`), and which core component each channel runs and
+//! swapping it while serving (`/core/v1/channels/{channel}`), with JSON answers.
 
+use crate::channelparticipation::{self, DEFAULT_MAX_REQUEST_BODY_SIZE};
 use crate::hotswap;
 use crate::multichannel::Registrar;
 use axum::body::Bytes;
@@ -22,7 +24,26 @@ pub fn router(registrar: Arc<Registrar>) -> Router {
         .route("/core/v1/channels/{channel}/rollback", post(rollback))
         .route("/core/v1/channels/{channel}/dry-run", post(dry_run))
         .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES))
-        .with_state(registrar)
+        .with_state(registrar.clone())
+        .merge(channelparticipation::router(
+            registrar,
+            DEFAULT_MAX_REQUEST_BODY_SIZE,
+        ))
+        .fallback(channelparticipation::not_found)
+        .layer(axum::middleware::map_response(request_id))
+}
+
+/// As Fabric's admin server (fabhttp's WithRequestID): every answer carries a fresh
+/// random (version 4) UUID in `X-Request-Id`.
+async fn request_id(mut response: Response) -> Response {
+    let mut id: [u8; 16] = rand::random();
+    id[6] = (id[6] & 0x0f) | 0x40;
+    id[8] = (id[8] & 0x3f) | 0x80;
+    let [a, b, c, d, e] = [&id[..4], &id[4..6], &id[6..8], &id[8..10], &id[10..]].map(hex::encode);
+    if let Ok(value) = axum::http::HeaderValue::from_str(&format!("{a}-{b}-{c}-{d}-{e}")) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }
 
 /// Serves until the process ends.

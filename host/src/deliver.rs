@@ -195,6 +195,8 @@ async fn stream_range(
                 changed = height.changed() => changed.ok()?,
                 _ = responses.closed() => return None,
                 _ = support.chain.halted(), if strict => return Some(Status::ServiceUnavailable),
+                // As Fabric's closed ledger iterator: even BEST_EFFORT ends.
+                _ = support.removed() => return Some(Status::ServiceUnavailable),
             }
         }
         let raw = match ledger.get(number) {

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod bootstrap;
 pub mod broadcast;
+pub mod channelparticipation;
 pub mod client;
 pub mod comm;
 pub mod component;

@@ -27,7 +27,8 @@ enum Command {
     Bench(client::bench::BenchArgs),
     /// Fetch blocks, verifying the hash chain and the orderer signatures.
     Deliver(client::DeliverArgs),
-    /// Read or update a channel's config (fetch-config, update, sign, submit).
+    /// Read or update a channel's config (fetch-config, update, sign, submit); join,
+    /// list and remove channels (the channel participation API).
     Channel(client::channel::ChannelArgs),
     /// The core component a channel runs: status, load, rollback, dry-run.
     Core(client::core::CoreArgs),

@@ -9,5 +9,7 @@ mod config;
 mod deliver;
 mod fixture;
 mod hotswap;
+mod osnadmin;
+mod participation;
 mod readme;
 mod restart;

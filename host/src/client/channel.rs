@@ -1,9 +1,11 @@
 //! `orderer channel`: read a channel's config and change it without Fabric's tools.
 //! Files are standard Fabric messages: a config block (`fetch-config`) and a
 //! CONFIG_UPDATE envelope (`update --output`, `sign`, `submit`), so `configtxlator`
-//! and `peer channel signconfigtx/update` work on ours and we on theirs.
+//! and `peer channel signconfigtx/update` work on ours and we on theirs. `join`,
+//! `list` and `remove` are `osnadmin channel`'s, through the admin listener.
 
 use super::configupdate::{self, BatchEdits};
+use super::participation;
 use super::{DeliverSession, Identity, connect};
 use crate::identity::Signer;
 use anyhow::{Context, Result, anyhow, bail};
@@ -66,6 +68,33 @@ pub enum ChannelCommand {
         #[arg(long)]
         input: PathBuf,
     },
+    /// Join the orderer to the channel of a config block (as `osnadmin channel join`).
+    Join {
+        #[command(flatten)]
+        admin: Admin,
+        /// The channel's genesis block, e.g. from `configtxgen -outputBlock`.
+        #[arg(long)]
+        config_block: PathBuf,
+    },
+    /// The channels the orderer serves, or one channel's details (as `osnadmin channel list`).
+    List {
+        #[command(flatten)]
+        admin: Admin,
+        channel: Option<String>,
+    },
+    /// Remove a channel from the orderer, ledger included (as `osnadmin channel remove`).
+    Remove {
+        #[command(flatten)]
+        admin: Admin,
+        channel: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct Admin {
+    /// The orderer's admin listener, HOST:PORT.
+    #[arg(long = "admin", default_value = "127.0.0.1:9443")]
+    pub address: String,
 }
 
 #[derive(Clone, Debug)]
@@ -180,6 +209,16 @@ pub async fn run(args: ChannelArgs) -> Result<()> {
         }
         ChannelCommand::Submit { identity, input } => {
             submit(&identity, read_envelope(&input)?).await
+        }
+        ChannelCommand::Join {
+            admin,
+            config_block,
+        } => participation::join(&admin.address, &config_block).await,
+        ChannelCommand::List { admin, channel } => {
+            participation::list(&admin.address, channel.as_deref()).await
+        }
+        ChannelCommand::Remove { admin, channel } => {
+            participation::remove(&admin.address, &channel).await
         }
     }
 }

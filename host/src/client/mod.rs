@@ -2,12 +2,13 @@
 //! ack latency, the orderer's CPU and memory) and `orderer broadcast` is its one-line
 //! form without followers; `orderer deliver` fetches blocks and verifies them (hash chain, data hash,
 //! orderer signatures against the channel's orderer MSPs); `orderer channel` reads
-//! and updates a channel's config.
+//! and updates a channel's config, and joins, lists and removes channels.
 
 pub mod bench;
 pub mod channel;
 pub mod configupdate;
 pub mod core;
+pub mod participation;
 
 use crate::comm::MAX_MESSAGE_BYTES;
 use crate::identity::Signer;

@@ -12,6 +12,28 @@ use futures::future::BoxFuture;
 use ordering_core::Rejection;
 use std::sync::Arc;
 
+/// Fabric's `types.ConsensusRelation`: how this orderer takes part in a channel's
+/// consensus, as the channel participation API reports it. (Fabric also has
+/// `follower` and `config-tracker`, for cluster channels this node does not consent on.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsensusRelation {
+    /// In the channel's consenter set (etcdraft).
+    Consenter,
+    /// A non-cluster consensus type (solo).
+    Other,
+}
+
+/// Fabric's `types.Status` of a channel on this orderer. (Fabric also has
+/// `onboarding`, while pulling blocks from other orderers, and `inactive`.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelStatus {
+    Active,
+    /// The last operation on the channel (its removal) failed.
+    Failed,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ChainError {
     #[error("the chain of this channel has stopped")]

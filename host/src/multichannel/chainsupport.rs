@@ -5,7 +5,7 @@
 use super::blockwriter::BlockWriter;
 use super::committer::Committer;
 use crate::component::{CoreBlock, CoreComponent, FaultSink};
-use crate::consensus::{Chain, ConsenterSupport};
+use crate::consensus::{Chain, ConsensusRelation, ConsenterSupport};
 use crate::hotswap::{CoreSlot, RecentEnvelopes, Swappable};
 use crate::ledger::Ledger;
 use crate::msgprocessor::StandardChannel;
@@ -14,6 +14,7 @@ use bytes::Bytes;
 use ordering_core::Rejection;
 use prost::Message;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 /// Everything Broadcast, Deliver and the admin API need of one channel.
 pub struct ChainSupport {
@@ -25,9 +26,20 @@ pub struct ChainSupport {
     pub core: Arc<CoreSlot>,
     /// The last accepted envelopes, for dry runs of a candidate component.
     pub recent: Arc<RecentEnvelopes>,
+    /// What the channel participation API reports (consenter for etcdraft, other for solo).
+    pub relation: ConsensusRelation,
+    /// Set once the channel is removed: Deliver streams on it end.
+    pub(super) removed: watch::Sender<bool>,
 }
 
 impl ChainSupport {
+    /// Resolves once the channel has been removed from this orderer.
+    pub async fn removed(&self) {
+        let mut removed = self.removed.subscribe();
+        // The sender lives as long as `self`, so this only returns once set.
+        let _ = removed.wait_for(|r| *r).await;
+    }
+
     /// The latest config block and its sequence.
     pub fn config(&self) -> (Bytes, u64) {
         self.processor.validators().config()

@@ -1,42 +1,52 @@
 //! Fabric's multichannel: the registrar of the channels this orderer serves
-//! (joining a channel from its genesis block, reopening every channel from its
-//! ledger at start, looking channels up), each channel's [`ChainSupport`], and the
-//! [`BlockWriter`] that signs blocks.
+//! (joining a channel from its genesis block, removing one, reopening every channel
+//! from its ledger at start, looking channels up), each channel's [`ChainSupport`],
+//! and the [`BlockWriter`] that signs blocks.
 
 pub mod blockwriter;
 mod chainsupport;
 mod committer;
+mod membership;
 
 pub use blockwriter::{BlockWriter, ConsenterMetadata};
 pub use chainsupport::{ChainSupport, ChainWriter};
 pub use committer::Committer;
+pub use membership::{ChannelIdError, ChannelInfo, JoinError, RemoveError, validate_channel_id};
 
 use crate::component::{ComponentCache, CoreComponent};
-use crate::consensus::Chain;
 use crate::consensus::solo::Solo;
+use crate::consensus::{Chain, ConsensusRelation};
 use crate::hotswap::{self, CoreSettings, CoreSlot, RecentEnvelopes};
 use crate::identity::Signer;
 use crate::ledger::Ledger;
 use crate::msgprocessor::{StandardChannel, ValidatorPool};
 use crate::protoutil;
 use anyhow::{Context, Result, anyhow, bail};
-use bytes::Bytes;
 use fabric_protos::common::Block;
+use membership::Removal;
 use ordering_core::NativeCrypto;
 use ordering_core::config::ChannelConfig;
 use prost::Message;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::watch;
 
 pub struct Registrar {
     chains_dir: PathBuf,
+    /// Where a joined channel's ledger is written before it is moved into
+    /// `chains_dir`, and where a removed one is moved before it is deleted: a crash
+    /// in either leaves nothing that reopens as a channel. Emptied at start.
+    staging_dir: PathBuf,
     /// The component every channel starts with (`--core`, else the built-in core).
     core: Arc<CoreComponent>,
     cache: Arc<ComponentCache>,
     settings: CoreSettings,
     signer: Arc<Signer>,
     chains: RwLock<BTreeMap<String, Arc<ChainSupport>>>,
+    /// Channels being removed. Its lock also puts joins and removals in one order
+    /// (taken before `chains`).
+    removals: Mutex<BTreeMap<String, Removal>>,
 }
 
 pub enum Joined {
@@ -72,11 +82,13 @@ impl Registrar {
     ) -> Self {
         Registrar {
             chains_dir: data_dir.join("chains"),
+            staging_dir: data_dir.join("chains.staging"),
             core: Arc::new(core),
             cache: Arc::new(cache),
             settings,
             signer,
             chains: RwLock::default(),
+            removals: Mutex::default(),
         }
     }
 
@@ -94,8 +106,11 @@ impl Registrar {
         &self.settings
     }
 
-    /// Reopens every channel found in the ledger folder.
+    /// Reopens every channel found in the ledger folder, after discarding what an
+    /// interrupted join or removal left in the staging folder.
     pub fn open_existing(&self) -> Result<()> {
+        membership::remove_if_present(&self.staging_dir)
+            .with_context(|| format!("emptying {}", self.staging_dir.display()))?;
         let Ok(entries) = std::fs::read_dir(&self.chains_dir) else {
             return Ok(());
         };
@@ -114,29 +129,6 @@ impl Registrar {
             })?;
         }
         Ok(())
-    }
-
-    /// Joins the channel whose genesis (config) block this is, unless already joined.
-    pub fn join(&self, genesis: &[u8]) -> Result<(String, Joined)> {
-        let block = Block::decode(genesis).map_err(|e| anyhow!("not a common.Block: {e}"))?;
-        let number = block.header.as_ref().map_or(0, |h| h.number);
-        if number != 0 {
-            bail!("block {number} is not a genesis block (number 0)");
-        }
-        let config =
-            ChannelConfig::from_config_block(genesis, &NativeCrypto).map_err(|e| anyhow!("{e}"))?;
-        let channel_id = config.channel_id.clone();
-        if self.get(&channel_id).is_some() {
-            return Ok((channel_id, Joined::AlreadyMember));
-        }
-        consenter_metadata(&config)?;
-        let ledger = Ledger::open(&self.chains_dir.join(&channel_id))?;
-        if ledger.height() == 0 {
-            ledger.append(Bytes::copy_from_slice(genesis))?;
-        }
-        drop(ledger);
-        self.start_channel(&channel_id)?;
-        Ok((channel_id, Joined::New))
     }
 
     pub fn get(&self, channel_id: &str) -> Option<Arc<ChainSupport>> {
@@ -170,12 +162,18 @@ impl Registrar {
             bail!("the config block names channel {:?}", config.channel_id);
         }
         let consenter = consenter_metadata(&config)?;
-        if matches!(consenter, ConsenterMetadata::EtcdRaft { .. }) {
-            tracing::info!(
-                channel = channel_id,
-                "single-node etcdraft channel: ordered by the solo chain until Raft exists"
-            );
-        }
+        // As Fabric reports them: solo is not a cluster type; the one etcdraft
+        // consenter is this node.
+        let relation = match consenter {
+            ConsenterMetadata::Solo => ConsensusRelation::Other,
+            ConsenterMetadata::EtcdRaft { .. } => {
+                tracing::info!(
+                    channel = channel_id,
+                    "single-node etcdraft channel: ordered by the solo chain until Raft exists"
+                );
+                ConsensusRelation::Consenter
+            }
+        };
 
         let (slot, rollbacks) = CoreSlot::new(channel_id, self.core.clone(), self.settings.clone());
         let validators = ValidatorPool::new(
@@ -209,6 +207,8 @@ impl Registrar {
             chain: Box::new(chain),
             core: slot,
             recent: Arc::new(RecentEnvelopes::new(self.settings.recent_envelopes)),
+            relation,
+            removed: watch::Sender::new(false),
         });
         hotswap::supervise(Arc::downgrade(&support), rollbacks);
         self.chains
@@ -219,23 +219,35 @@ impl Registrar {
     }
 }
 
+/// Why a channel's consenter set is not one this orderer can order.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsensusError {
+    #[error(
+        "channel {channel}: etcdraft with {consenters} consenters is not supported yet (one node only: solo or a single etcdraft consenter)"
+    )]
+    EtcdRaftConsenters { channel: String, consenters: usize },
+    #[error(
+        "channel {channel}: consensus type {kind:?} is not supported (solo or single-node etcdraft)"
+    )]
+    UnsupportedType { channel: String, kind: String },
+}
+
 /// The consenter set must be one we can order: solo, or etcdraft with one consenter.
-fn consenter_metadata(config: &ChannelConfig) -> Result<ConsenterMetadata> {
+fn consenter_metadata(config: &ChannelConfig) -> Result<ConsenterMetadata, ConsensusError> {
     match config.consensus.kind.as_str() {
         "solo" => Ok(ConsenterMetadata::Solo),
         "etcdraft" => match config.etcdraft_consenters() {
             Some(1) => Ok(ConsenterMetadata::EtcdRaft {
                 consenter_ids: vec![1],
             }),
-            n => bail!(
-                "channel {}: etcdraft with {} consenters is not supported yet (one node only: solo or a single etcdraft consenter)",
-                config.channel_id,
-                n.unwrap_or(0)
-            ),
+            n => Err(ConsensusError::EtcdRaftConsenters {
+                channel: config.channel_id.clone(),
+                consenters: n.unwrap_or(0),
+            }),
         },
-        other => bail!(
-            "channel {}: consensus type {other:?} is not supported (solo or single-node etcdraft)",
-            config.channel_id
-        ),
+        other => Err(ConsensusError::UnsupportedType {
+            channel: config.channel_id.clone(),
+            kind: other.to_string(),
+        }),
     }
 }

@@ -1,0 +1,446 @@
+//! Fabric's channel participation API (orderer/common/channelparticipation,
+//! `osnadmin channel join|list|remove`) on the admin listener, as Fabric v2.5 serves
+//! it without a system channel: routes, methods, `Accept` negotiation, status codes,
+//! headers, JSON field names and error texts are Fabric's, so `osnadmin` works
+//! against it unmodified.
+
+mod joinblock;
+mod multipart;
+#[cfg(test)]
+mod tests;
+
+use crate::consensus::{ChannelStatus, ConsensusRelation};
+use crate::multichannel::{
+    ChannelIdError, ChannelInfo, JoinError, Joined, Registrar, RemoveError, validate_channel_id,
+};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use fabric_protos::common::Block;
+use futures::StreamExt;
+use prost::Message;
+use serde::Serialize;
+use std::sync::Arc;
+
+pub const URL_BASE_V1: &str = "/participation/v1/";
+pub const URL_BASE_V1_CHANNELS: &str = "/participation/v1/channels";
+/// The multipart field that carries the config block.
+const FORM_DATA_CONFIG_BLOCK_KEY: &str = "config-block";
+/// Fabric's default `ChannelParticipation.MaxRequestBodySize`.
+pub const DEFAULT_MAX_REQUEST_BODY_SIZE: usize = 1024 * 1024;
+
+#[derive(Clone)]
+struct Api {
+    registrar: Arc<Registrar>,
+    max_request_body_size: usize,
+}
+
+/// The routes under `/participation/v1/`; every method is routed here, so that
+/// the ones Fabric does not allow get Fabric's 405 answer.
+pub fn router(registrar: Arc<Registrar>, max_request_body_size: usize) -> Router {
+    let api = Api {
+        registrar,
+        max_request_body_size,
+    };
+    Router::new()
+        .route("/participation/v1", any(to_base))
+        .route(URL_BASE_V1, any(base))
+        .route(URL_BASE_V1_CHANNELS, any(channels))
+        .route("/participation/v1/channels/{channel}", any(channel))
+        .with_state(api)
+}
+
+/// Go's `http.NotFound`, which Fabric's admin server answers for any other path.
+pub async fn not_found() -> Response {
+    let mut response = (StatusCode::NOT_FOUND, "404 page not found\n").into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+#[derive(Serialize)]
+struct ChannelInfoShort {
+    name: String,
+    url: String,
+}
+
+/// Fabric's `types.ChannelList`: `null`, not `[]`, when there is no channel.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChannelList {
+    system_channel: Option<ChannelInfoShort>,
+    channels: Option<Vec<ChannelInfoShort>>,
+}
+
+/// Fabric's `types.ChannelInfo`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChannelInfoJson {
+    name: String,
+    url: String,
+    consensus_relation: ConsensusRelation,
+    status: ChannelStatus,
+    height: u64,
+}
+
+fn url(channel: &str) -> String {
+    format!("{URL_BASE_V1_CHANNELS}/{channel}")
+}
+
+impl From<ChannelInfo> for ChannelInfoJson {
+    fn from(info: ChannelInfo) -> Self {
+        ChannelInfoJson {
+            url: url(&info.name),
+            name: info.name,
+            consensus_relation: info.relation,
+            status: info.status,
+            height: info.height,
+        }
+    }
+}
+
+/// `/participation/v1`: Go's ServeMux sends the subtree's root to its slash form.
+async fn to_base(method: Method) -> Response {
+    redirect(StatusCode::MOVED_PERMANENTLY, URL_BASE_V1, &method)
+}
+
+/// `/participation/v1/`: GET is redirected to the channel list; gorilla/mux answers
+/// other methods 405 with no body.
+async fn base(method: Method) -> Response {
+    if method == Method::GET {
+        redirect(StatusCode::FOUND, URL_BASE_V1_CHANNELS, &method)
+    } else {
+        StatusCode::METHOD_NOT_ALLOWED.into_response()
+    }
+}
+
+async fn channels(
+    State(api): State<Api>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match method {
+        Method::GET => list(&api, &headers),
+        // Fabric's route matches Content-Type against `multipart/form-data*`.
+        Method::POST
+            if header_values(&headers, header::CONTENT_TYPE)
+                .iter()
+                .any(|v| v.contains("multipart/form-dat")) =>
+        {
+            join(&api, &headers, body).await
+        }
+        Method::POST => {
+            let values = header_values(&headers, header::CONTENT_TYPE).join(" ");
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("unsupported Content-Type: [{values}]"),
+            )
+        }
+        other => not_allowed(format!("invalid request method: {other}"), "GET, POST"),
+    }
+}
+
+async fn channel(
+    State(api): State<Api>,
+    method: Method,
+    Path(channel): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match method {
+        Method::GET => info(&api, &headers, &channel),
+        Method::DELETE => remove(&api, &headers, &channel).await,
+        other => not_allowed(format!("invalid request method: {other}"), "GET, DELETE"),
+    }
+}
+
+fn list(api: &Api, headers: &HeaderMap) -> Response {
+    if let Err(refused) = negotiate(headers) {
+        return refused.into_response();
+    }
+    let channels: Vec<ChannelInfoShort> = (api.registrar.channel_names().into_iter())
+        .map(|name| ChannelInfoShort {
+            url: url(&name),
+            name,
+        })
+        .collect();
+    let list = ChannelList {
+        system_channel: None,
+        channels: (!channels.is_empty()).then_some(channels),
+    };
+    no_store(json(StatusCode::OK, &list))
+}
+
+fn info(api: &Api, headers: &HeaderMap, channel: &str) -> Response {
+    if let Err(refused) = negotiate(headers).and_then(|()| check_channel_id(channel)) {
+        return refused.into_response();
+    }
+    match api.registrar.channel_info(channel) {
+        Some(info) => no_store(json(StatusCode::OK, &ChannelInfoJson::from(info))),
+        None => error(StatusCode::NOT_FOUND, RemoveError::NotExist),
+    }
+}
+
+async fn join(api: &Api, headers: &HeaderMap, body: Body) -> Response {
+    if let Err(refused) = negotiate(headers) {
+        return refused.into_response();
+    }
+    let content_type = header_values(headers, header::CONTENT_TYPE)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let boundary = match multipart::parse_media_type(&content_type) {
+        Ok((_, mut params)) => params.remove("boundary").unwrap_or_default(),
+        Err(e) => {
+            let message = format!("cannot parse Mime media type: {e}");
+            return error(StatusCode::BAD_REQUEST, message);
+        }
+    };
+    let Ok((data, truncated)) = read_limited(body, api.max_request_body_size).await else {
+        let e = multipart::FormError::Read(multipart::ReadError::UnexpectedEof);
+        return error(StatusCode::BAD_REQUEST, format!("{READ_FORM}: {e}"));
+    };
+    let body = multipart::Body {
+        data: &data,
+        truncated,
+    };
+    let mut response = match read_block(&body, &boundary) {
+        Ok(block) => join_block(api, block).await,
+        Err(message) => error(StatusCode::BAD_REQUEST, message),
+    };
+    if truncated {
+        // As Go's MaxBytesReader: the rest of the body is not read.
+        (response.headers_mut()).insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+async fn join_block(api: &Api, block: Block) -> Response {
+    if let Err(e) = joinblock::validate_join_block(&block) {
+        return error(StatusCode::BAD_REQUEST, format!("invalid join block: {e}"));
+    }
+    let registrar = api.registrar.clone();
+    let bytes = block.encode_to_vec();
+    // Writing the ledger and opening the channel's core instances block.
+    let joined = tokio::task::spawn_blocking(move || registrar.join(&bytes)).await;
+    let (channel, joined) = match joined {
+        Ok(Ok(joined)) => joined,
+        Ok(Err(e)) => return join_error(e),
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot join: {e}"),
+            );
+        }
+    };
+    if matches!(joined, Joined::AlreadyMember) {
+        let message = "cannot join: channel already exists";
+        return not_allowed(message.into(), "GET, DELETE");
+    }
+    tracing::info!(
+        channel,
+        "joined channel through the channel participation API"
+    );
+    let Some(info) = api.registrar.channel_info(&channel) else {
+        // Removed again before we could answer.
+        return error(StatusCode::NOT_FOUND, RemoveError::NotExist);
+    };
+    let mut response = json(StatusCode::CREATED, &ChannelInfoJson::from(info));
+    if let Ok(location) = HeaderValue::from_str(&url(&channel)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+const READ_FORM: &str = "cannot read form from request body";
+
+/// The block in the form's `config-block` file part, as Fabric's
+/// `multipartFormDataBodyToBlock` reads it; Err with Fabric's answer text.
+fn read_block(body: &multipart::Body<'_>, boundary: &str) -> Result<Block, String> {
+    let mut form = multipart::read_form(body, boundary).map_err(|e| format!("{READ_FORM}: {e}"))?;
+    let Some(file) = form.files.remove(FORM_DATA_CONFIG_BLOCK_KEY) else {
+        return Err(format!(
+            "form does not contains part key: {FORM_DATA_CONFIG_BLOCK_KEY}"
+        ));
+    };
+    if !form.files.is_empty() || !form.values.is_empty() {
+        return Err("form contains too many parts".into());
+    }
+    // Go's protobuf text for what does not decode (prost's differ).
+    Block::decode(file.as_slice()).map_err(|_| {
+        format!(
+            "cannot unmarshal file part {FORM_DATA_CONFIG_BLOCK_KEY} into a block: proto: cannot parse invalid wire-format data"
+        )
+    })
+}
+
+/// The body up to `limit` bytes, and whether more was sent (Go's `MaxBytesReader`).
+async fn read_limited(body: Body, limit: usize) -> Result<(Vec<u8>, bool), axum::Error> {
+    let mut stream = body.into_data_stream();
+    let mut data = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if data.len() + chunk.len() > limit {
+            data.extend_from_slice(&chunk[..limit - data.len()]);
+            return Ok((data, true));
+        }
+        data.extend_from_slice(&chunk);
+    }
+    Ok((data, false))
+}
+
+/// Fabric's `sendJoinError`.
+fn join_error(e: JoinError) -> Response {
+    let status = match e {
+        JoinError::AppChannelsExist => StatusCode::FORBIDDEN,
+        JoinError::PendingRemoval => StatusCode::CONFLICT,
+        JoinError::RemovalFailure => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    error(status, format!("cannot join: {e}"))
+}
+
+async fn remove(api: &Api, headers: &HeaderMap, channel: &str) -> Response {
+    if let Err(refused) = negotiate(headers).and_then(|()| check_channel_id(channel)) {
+        return refused.into_response();
+    }
+    let Err(e) = api.registrar.remove(channel).await else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    let status = match e {
+        RemoveError::NotExist => StatusCode::NOT_FOUND,
+        RemoveError::PendingRemoval => StatusCode::CONFLICT,
+        RemoveError::Ledger { .. } => {
+            tracing::error!(channel, "removing the channel: {e}");
+            StatusCode::BAD_REQUEST
+        }
+    };
+    error(status, format!("cannot remove: {e}"))
+}
+
+/// A request refused before the registrar is asked.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    #[error("response Content-Type is application/json only")]
+    NotAcceptable,
+    #[error("invalid channel ID: {0}")]
+    ChannelId(#[from] ChannelIdError),
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let status = match self {
+            Refused::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            Refused::ChannelId(_) => StatusCode::BAD_REQUEST,
+        };
+        error(status, self)
+    }
+}
+
+/// Fabric's `negotiateContentType`: JSON only, anything that admits it is fine.
+fn negotiate(headers: &HeaderMap) -> Result<(), Refused> {
+    let accept = header_values(headers, header::ACCEPT)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let acceptable = accept.is_empty()
+        || accept.split(',').any(|option| {
+            ["application/json", "application/*", "*/*"]
+                .iter()
+                .any(|t| option.contains(t))
+        });
+    if acceptable {
+        Ok(())
+    } else {
+        Err(Refused::NotAcceptable)
+    }
+}
+
+fn check_channel_id(channel: &str) -> Result<(), Refused> {
+    Ok(validate_channel_id(channel)?)
+}
+
+fn header_values(headers: &HeaderMap, name: header::HeaderName) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect()
+}
+
+/// Go's `json.Encoder` output, as Fabric sends it: `<`, `>`, `&`, U+2028 and U+2029
+/// escaped, and a closing newline.
+fn go_json<T: Serialize>(value: &T) -> String {
+    let plain = serde_json::to_string(value).expect("plain data serializes");
+    let mut out = String::with_capacity(plain.len() + 1);
+    for c in plain.chars() {
+        match c {
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\n');
+    out
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    let mut response = (status, go_json(value)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[derive(Serialize)]
+struct ErrorResponse {
+    error: String,
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    let body = ErrorResponse {
+        error: message.to_string(),
+    };
+    json(status, &body)
+}
+
+fn not_allowed(message: String, allow: &'static str) -> Response {
+    let mut response = error(StatusCode::METHOD_NOT_ALLOWED, message);
+    (response.headers_mut()).insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+fn no_store(mut response: Response) -> Response {
+    (response.headers_mut()).insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Go's `http.Redirect`: a short HTML body for GET and HEAD.
+fn redirect(status: StatusCode, location: &'static str, method: &Method) -> Response {
+    let mut response = if *method == Method::GET || *method == Method::HEAD {
+        let reason = status.canonical_reason().unwrap_or_default();
+        let mut response =
+            (status, format!("<a href=\"{location}\">{reason}</a>.\n\n")).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        response
+    } else {
+        status.into_response()
+    };
+    (response.headers_mut()).insert(header::LOCATION, HeaderValue::from_static(location));
+    response
+}

@@ -1,0 +1,282 @@
+//! Joining and removing channels (Fabric's registrar `JoinChannel`/`RemoveChannel`),
+//! and what the channel participation API reports about each channel.
+//!
+//! The ledger folder `chains/<channel>` is the channel: start reopens every folder
+//! there. So a join writes the genesis block in the staging folder and renames the
+//! ledger into `chains/` (one atomic step), and a removal renames it out to the
+//! staging folder before deleting it; start empties the staging folder.
+
+use super::{ConsensusError, Joined, Registrar, consenter_metadata};
+use crate::consensus::{ChannelStatus, ConsensusRelation};
+use crate::ledger::Ledger;
+use crate::protoutil::now_unix_nanos;
+use bytes::Bytes;
+use fabric_protos::common::Block;
+use ordering_core::NativeCrypto;
+use ordering_core::config::{ChannelConfig, ConfigError};
+use prost::Message;
+use std::fs;
+use std::path::Path;
+
+/// Fabric's `configtx.MaxLength` of a channel name.
+const MAX_CHANNEL_ID_LENGTH: usize = 249;
+
+/// Why a channel name is not one Fabric allows (Fabric's `configtx.ValidateChannelID`
+/// texts).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelIdError {
+    #[error("channel ID illegal, cannot be empty")]
+    Empty,
+    #[error("channel ID illegal, cannot be longer than {MAX_CHANNEL_ID_LENGTH}")]
+    TooLong,
+    #[error("'{0}' contains illegal characters")]
+    IllegalCharacters(String),
+}
+
+/// Fabric's channel name rule, `[a-z][a-z0-9.-]*` of at most 249 characters; it
+/// also keeps the name a single path component of the ledger folder.
+pub fn validate_channel_id(channel_id: &str) -> Result<(), ChannelIdError> {
+    let mut chars = channel_id.chars();
+    let Some(first) = chars.next() else {
+        return Err(ChannelIdError::Empty);
+    };
+    if channel_id.len() > MAX_CHANNEL_ID_LENGTH {
+        return Err(ChannelIdError::TooLong);
+    }
+    let rest_ok = chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '.' | '-'));
+    if !first.is_ascii_lowercase() || !rest_ok {
+        return Err(ChannelIdError::IllegalCharacters(channel_id.to_string()));
+    }
+    Ok(())
+}
+
+/// Why a channel was not joined. The texts are Fabric's where Fabric has them.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("not a common.Block: {0}")]
+    NotABlock(prost::DecodeError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    ChannelId(#[from] ChannelIdError),
+    #[error("channel pending removal")]
+    PendingRemoval,
+    #[error("channel removal failure")]
+    RemovalFailure,
+    /// Fabric joins a system channel only on an orderer without channels.
+    #[error("application channels already exist")]
+    AppChannelsExist,
+    #[error(
+        "joining a system channel (a config block with consortiums) is not supported yet: this orderer runs without a system channel"
+    )]
+    SystemChannel,
+    /// Fabric joins at a later config block as a follower that pulls the blocks
+    /// before it from the other orderers; without a cluster there is no one to pull from.
+    #[error(
+        "failed to create follower: joining at block {number} needs blocks 0..{number} pulled from the channel's other orderers, and this orderer has no cluster yet: join with the channel's genesis block"
+    )]
+    Onboarding { number: u64 },
+    #[error(transparent)]
+    Consensus(#[from] ConsensusError),
+    #[error("failed to append join block to the ledger: {0:#}")]
+    Ledger(anyhow::Error),
+    #[error("failed to create chain support: {0:#}")]
+    Start(anyhow::Error),
+}
+
+/// Why a channel was not removed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveError {
+    #[error("channel does not exist")]
+    NotExist,
+    #[error("channel pending removal")]
+    PendingRemoval,
+    #[error("moving the ledger of channel {channel} away: {error}")]
+    Ledger {
+        channel: String,
+        error: std::io::Error,
+    },
+}
+
+/// A channel being removed, as Fabric's registrar keeps it (`pendingRemoval`).
+pub(super) struct Removal {
+    relation: ConsensusRelation,
+    status: ChannelStatus,
+}
+
+/// Fabric's `types.ChannelInfo` without the URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelInfo {
+    pub name: String,
+    pub relation: ConsensusRelation,
+    pub status: ChannelStatus,
+    pub height: u64,
+}
+
+impl Registrar {
+    /// Joins the channel whose genesis (config) block this is, unless already joined.
+    /// Blocking: it writes the ledger and opens the channel's core instances.
+    pub fn join(&self, block: &[u8]) -> Result<(String, Joined), JoinError> {
+        let decoded = Block::decode(block).map_err(JoinError::NotABlock)?;
+        let config = ChannelConfig::from_config_block(block, &NativeCrypto)?;
+        let channel_id = config.channel_id.clone();
+        validate_channel_id(&channel_id)?;
+        let removals = self.removals.lock().unwrap();
+        match removals.get(&channel_id) {
+            Some(r) if r.status == ChannelStatus::Failed => return Err(JoinError::RemovalFailure),
+            Some(_) => return Err(JoinError::PendingRemoval),
+            None => {}
+        }
+        if self.get(&channel_id).is_some() {
+            return Ok((channel_id, Joined::AlreadyMember));
+        }
+        let is_system = (config.config.channel_group.as_ref())
+            .is_some_and(|g| g.groups.contains_key("Consortiums"));
+        if is_system {
+            let channels = self.chains.read().unwrap().len();
+            return Err(if channels > 0 {
+                JoinError::AppChannelsExist
+            } else {
+                JoinError::SystemChannel
+            });
+        }
+        let number = decoded.header.map_or(0, |h| h.number);
+        if number != 0 {
+            return Err(JoinError::Onboarding { number });
+        }
+        consenter_metadata(&config)?;
+        self.write_genesis(&channel_id, block)
+            .map_err(JoinError::Ledger)?;
+        if let Err(e) = self.start_channel(&channel_id) {
+            if let Err(discard) = self.discard(&channel_id) {
+                tracing::warn!(
+                    channel = channel_id,
+                    "leaving the ledger of a failed join: {discard}"
+                );
+            }
+            return Err(JoinError::Start(e));
+        }
+        Ok((channel_id, Joined::New))
+    }
+
+    /// Halts the channel's chain, ends its Deliver streams and removes its ledger.
+    /// Once this returns Ok the channel is gone, also after a restart.
+    pub async fn remove(&self, channel_id: &str) -> Result<(), RemoveError> {
+        let support = {
+            let mut removals = self.removals.lock().unwrap();
+            // A failed removal may be tried again; one under way may not.
+            let earlier = match removals.get(channel_id) {
+                Some(r) if r.status != ChannelStatus::Failed => {
+                    return Err(RemoveError::PendingRemoval);
+                }
+                other => other.map(|r| r.relation),
+            };
+            let support = self.chains.write().unwrap().remove(channel_id);
+            let Some(relation) = support.as_ref().map(|s| s.relation).or(earlier) else {
+                return Err(RemoveError::NotExist);
+            };
+            removals.insert(
+                channel_id.to_string(),
+                Removal {
+                    relation,
+                    status: ChannelStatus::Active,
+                },
+            );
+            support
+        };
+        if let Some(support) = support {
+            support.chain.halt();
+            support.removed.send_replace(true);
+            // The chain's thread writes no block once this resolves.
+            support.chain.halted().await;
+        }
+        let moved = self.discard(channel_id);
+        let mut removals = self.removals.lock().unwrap();
+        match moved {
+            Ok(()) => {
+                removals.remove(channel_id);
+                tracing::info!(channel = channel_id, "removed channel");
+                Ok(())
+            }
+            Err(error) => {
+                if let Some(removal) = removals.get_mut(channel_id) {
+                    removal.status = ChannelStatus::Failed;
+                }
+                Err(RemoveError::Ledger {
+                    channel: channel_id.to_string(),
+                    error,
+                })
+            }
+        }
+    }
+
+    /// A channel this orderer serves or is removing.
+    pub fn channel_info(&self, channel_id: &str) -> Option<ChannelInfo> {
+        if let Some(support) = self.get(channel_id) {
+            return Some(ChannelInfo {
+                name: channel_id.to_string(),
+                relation: support.relation,
+                status: ChannelStatus::Active,
+                height: support.ledger.height(),
+            });
+        }
+        // As Fabric's: a channel being removed keeps its relation, with height 0.
+        let removals = self.removals.lock().unwrap();
+        removals.get(channel_id).map(|r| ChannelInfo {
+            name: channel_id.to_string(),
+            relation: r.relation,
+            status: r.status,
+            height: 0,
+        })
+    }
+
+    /// The channels served and being removed, by name.
+    pub fn channel_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.chains.read().unwrap().keys().cloned().collect();
+        names.extend(self.removals.lock().unwrap().keys().cloned());
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Writes the genesis block into a staged ledger, then moves it into `chains/`.
+    fn write_genesis(&self, channel_id: &str, block: &[u8]) -> anyhow::Result<()> {
+        let staged = self.staging_dir.join(format!("join-{channel_id}"));
+        remove_if_present(&staged)?;
+        Ledger::open(&staged)?.append(Bytes::copy_from_slice(block))?;
+        fs::create_dir_all(&self.chains_dir)?;
+        // Fails when a (non-empty) ledger folder of that name is already there.
+        fs::rename(&staged, self.chains_dir.join(channel_id))?;
+        sync_dir(&self.chains_dir)?;
+        Ok(())
+    }
+
+    /// Moves the channel's ledger out of `chains/` (durably), then deletes it in the
+    /// background.
+    fn discard(&self, channel_id: &str) -> std::io::Result<()> {
+        fs::create_dir_all(&self.staging_dir)?;
+        let trash = self
+            .staging_dir
+            .join(format!("removed-{channel_id}-{}", now_unix_nanos()));
+        fs::rename(self.chains_dir.join(channel_id), &trash)?;
+        sync_dir(&self.chains_dir)?;
+        std::thread::spawn(move || {
+            if let Err(e) = fs::remove_dir_all(&trash) {
+                // The next start empties the staging folder.
+                tracing::warn!("deleting {}: {e}", trash.display());
+            }
+        });
+        Ok(())
+    }
+}
+
+pub(super) fn remove_if_present(dir: &Path) -> std::io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
