@@ -25,9 +25,10 @@ pub fn router(registrar: Arc<Registrar>) -> Router {
         .with_state(registrar)
 }
 
-/// Serves until the process ends.
+/// Serves until the process ends. With Admin.TLS on, `listener` has refused every
+/// client without a certificate chaining to Admin.TLS.ClientRootCAs at the handshake.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: crate::comm::Listener,
     registrar: Arc<Registrar>,
 ) -> anyhow::Result<()> {
     axum::serve(listener, router(registrar)).await?;

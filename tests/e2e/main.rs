@@ -11,3 +11,4 @@ mod fixture;
 mod hotswap;
 mod readme;
 mod restart;
+mod tls;
