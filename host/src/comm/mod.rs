@@ -4,6 +4,8 @@
 
 pub mod client;
 pub mod listener;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 
 pub use listener::{Listener, PeerInfo};
