@@ -23,7 +23,8 @@ trap 'rm -rf "$data"' EXIT
 for round in $(seq 1 "$rounds"); do
   for spec in "$@"; do
     IFS='|' read -r label start_args bench_args <<< "$spec"
-    rm -rf "$data/orderer"
+    # The log goes first: the wait below must not find the previous run's line.
+    rm -rf "$data/orderer" "$data/orderer.log"
     envs=(); args=()
     # shellcheck disable=SC2086 # the argument lists are meant to split
     for word in $start_args; do
@@ -32,7 +33,7 @@ for round in $(seq 1 "$rounds"); do
     env "${envs[@]}" "$bin" start --data-dir "$data/orderer" --listen 127.0.0.1:$port \
       --admin-listen 127.0.0.1:0 "${args[@]}" > "$data/orderer.log" 2>&1 &
     pid=$!
-    until grep -q "^listening on" "$data/orderer.log"; do
+    until grep -qs "^listening on" "$data/orderer.log"; do
       kill -0 $pid 2>/dev/null || { cat "$data/orderer.log"; exit 1; }
       sleep 0.1
     done

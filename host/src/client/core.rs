@@ -83,12 +83,8 @@ async fn request(
     body: Vec<u8>,
 ) -> Result<(hyper::StatusCode, serde_json::Value)> {
     let tls = target.tls.client()?.map(|tls| tls.http1());
-    let url = format!(
-        "{}://{}/core/v1/channels/{}{path}",
-        scheme(tls.as_ref()),
-        target.admin,
-        target.channel
-    );
+    let target_path = format!("/core/v1/channels/{}{path}", target.channel);
+    let url = format!("{}://{}{target_path}", scheme(tls.as_ref()), target.admin);
     let calling = || format!("calling the admin API at {url}");
     let io = dial(&target.admin, tls.as_ref())
         .await
@@ -99,7 +95,7 @@ async fn request(
     tokio::spawn(connection);
     let request = Request::builder()
         .method(method)
-        .uri(&url)
+        .uri(&target_path)
         .header(hyper::header::HOST, &target.admin)
         .body(Full::new(Bytes::from(body)))?;
     let response = sender.send_request(request).await.with_context(calling)?;
