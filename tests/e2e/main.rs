@@ -9,6 +9,7 @@ mod config;
 mod deliver;
 mod fixture;
 mod hotswap;
+mod ordereryaml;
 mod readme;
 mod restart;
 mod tls;

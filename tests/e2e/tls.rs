@@ -1,7 +1,7 @@
 //! TLS end to end with cryptogen's certificates: Broadcast and Deliver over TLS 1.2 and
 //! 1.3, mutual TLS refusing clients at the handshake (no certificate, another CA, an
 //! expired certificate), Fabric's Deliver TLS binding, the admin listener's mutual
-//! TLS, our CLI's TLS flags, and an orderer.yaml with environment overrides.
+//! TLS, and our CLI's TLS flags.
 
 use crate::common::*;
 use fabric_protos::common::{HeaderType, Status};
@@ -30,7 +30,7 @@ fn crypto(path: &str) -> String {
     fixture_msp(path).to_str().unwrap().to_string()
 }
 
-fn server_file(name: &str) -> String {
+pub fn server_file(name: &str) -> String {
     crypto(&format!("{ORDERER_TLS}/{name}"))
 }
 
@@ -63,7 +63,7 @@ fn fixture_with(dir: &Path, env: &[(&str, String)]) -> Orderer {
 }
 
 /// Trusts orderer0's TLS CA; presents `identity` (certificate, key) if given.
-fn client_tls(identity: Option<(&Path, &Path)>) -> ClientTls {
+pub fn client_tls(identity: Option<(&Path, &Path)>) -> ClientTls {
     ClientTls::from_files(Path::new(&server_file("ca.crt")), identity, None).unwrap()
 }
 
@@ -73,7 +73,7 @@ fn user1_tls() -> ClientTls {
 }
 
 /// Waits until the orderer has logged `needle` `times` times.
-async fn logged(orderer: &Orderer, needle: &str, times: usize) -> String {
+pub async fn logged(orderer: &Orderer, needle: &str, times: usize) -> String {
     for _ in 0..100 {
         let log = orderer.log();
         if log.matches(needle).count() >= times {
@@ -465,7 +465,7 @@ async fn the_admin_listener_requires_a_client_certificate() {
 }
 
 /// Runs a start that must fail; its stderr.
-fn start_error(mut command: Command) -> String {
+pub fn start_error(mut command: Command) -> String {
     let out = command
         .env_remove("FABRIC_CFG_PATH")
         .stdout(std::process::Stdio::null())
@@ -488,7 +488,8 @@ fn start_on_all_interfaces(dir: &Path, extra: &[&str]) -> Command {
         ])
         .arg("--data-dir")
         .arg(dir)
-        .args(extra);
+        .args(extra)
+        .env_remove("FABRIC_CFG_PATH");
     command
 }
 
@@ -503,90 +504,4 @@ async fn a_non_loopback_admin_listener_needs_tls_or_an_explicit_flag() {
     let command = start_on_all_interfaces(dir.path(), &["--admin-insecure"]);
     let orderer = Orderer::run(command, dir.path());
     assert!(orderer.admin.starts_with("0.0.0.0:"), "{}", orderer.admin);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn orderer_yaml_with_environment_overrides() {
-    let dir = tempfile::tempdir().unwrap();
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = free.local_addr().unwrap().port();
-    drop(free);
-    let yaml = format!(
-        "General:
-  ListenAddress: 127.0.0.1
-  ListenPort: 7050
-  BootstrapMethod: none
-  LocalMSPDir: {msp}
-  LocalMSPID: OrdererMSP
-  TLS:
-    Enabled: false
-    Certificate: {cert}
-    PrivateKey: {key}
-  Cluster:
-    ListenPort: 7051
-FileLedger:
-  Location: file-ledger
-Admin:
-  ListenAddress: 127.0.0.1:0
-Operations:
-  ListenAddress: 127.0.0.1:9444
-",
-        msp = fixture_msp(ORDERER0_MSP).display(),
-        cert = server_file("server.crt"),
-        key = server_file("server.key"),
-    );
-    let file = dir.path().join("orderer.yaml");
-    std::fs::write(&file, yaml).unwrap();
-    let ledger = dir.path().join("env-ledger");
-    let genesis = fabric().join("blocks/mychannel-etcdraft-genesis.block");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_orderer"));
-    command
-        .args(["start", "--config", file.to_str().unwrap()])
-        .args(["--genesis-block", genesis.to_str().unwrap()])
-        .env("ORDERER_GENERAL_LISTENPORT", port.to_string())
-        .env("ORDERER_GENERAL_TLS_ENABLED", "true")
-        .env("ORDERER_FILELEDGER_LOCATION", &ledger);
-    let mut orderer = Orderer::run(command, dir.path());
-    assert_eq!(orderer.addr, format!("127.0.0.1:{port}"));
-    assert!(
-        ledger.join("chains/mychannel").is_dir(),
-        "the environment's ledger"
-    );
-    assert!(!dir.path().join("file-ledger").exists());
-    logged(
-        &orderer,
-        "not implemented, ignored: General.Cluster.ListenPort, Operations.ListenAddress",
-        1,
-    )
-    .await;
-    orderer.tls = Some(client_tls(None));
-    let answers = broadcast(&orderer, vec![tx(&user1(), CH, 10, 0)]).await;
-    assert_eq!(statuses(&answers), vec![Status::Success as i32]);
-
-    // A malformed value: one line naming the file (or variable), the key and the
-    // problem.
-    let mut command = Command::new(env!("CARGO_BIN_EXE_orderer"));
-    command
-        .args(["start", "--config", file.to_str().unwrap()])
-        .env("ORDERER_GENERAL_LISTENPORT", "seventy");
-    let err = start_error(command);
-    assert_eq!(
-        err.trim(),
-        "error: ORDERER_GENERAL_LISTENPORT: expected an integer, got \"seventy\""
-    );
-    let bad = dir.path().join("bad.yaml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(
-        &bad,
-        text.replace("ListenPort: 7050", "ListenPort: seventy"),
-    )
-    .unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_orderer"));
-    command.args(["start", "--config", bad.to_str().unwrap()]);
-    let err = start_error(command);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains(&format!("{}: General.ListenPort:", bad.display())),
-        "{err}"
-    );
 }

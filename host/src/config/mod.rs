@@ -131,6 +131,9 @@ pub const IMPLEMENTED: &[&str] = &[
     "Admin.TLS.Certificate",
     "Admin.TLS.ClientAuthRequired",
     "Admin.TLS.ClientRootCAs",
+    // Fabric's admin server does not use these two either.
+    "Admin.TLS.RootCAs",
+    "Admin.TLS.TLSHandshakeTimeShift",
 ];
 
 const DEFAULT_DATA_DIR: &str = "./orderer-data";

@@ -69,6 +69,10 @@ impl Orderer {
             ])
             .arg(data_dir)
             .args(extra)
+            // No orderer.yaml from the developer's environment.
+            .env_remove("FABRIC_CFG_PATH")
+            .env_remove("ORDERER_GENERAL_LOCALMSPDIR")
+            .env_remove("ORDERER_GENERAL_LOCALMSPID")
             .envs(env.iter().copied());
         command
     }
@@ -82,9 +86,6 @@ impl Orderer {
             .open(data_dir.join("orderer.log"))
             .unwrap();
         let mut child = command
-            .env_remove("FABRIC_CFG_PATH")
-            .env_remove("ORDERER_GENERAL_LOCALMSPDIR")
-            .env_remove("ORDERER_GENERAL_LOCALMSPID")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
