@@ -2,9 +2,12 @@
 # Runs `orderer bench` against a fresh dev-default orderer per configuration,
 # alternating the configurations round by round so they are compared within one run
 # (docs/PERFORMANCE.md). Appends one JSON object per run (the bench's report plus
-# "label" and "round") to OUT and prints a one-line summary of each. An optional fourth
-# field names another orderer binary to start for that configuration (e.g. one built
-# from an earlier commit, for before/after ratios); the bench client is always ours.
+# "label" and "round") to OUT and prints a one-line summary of each. Words of
+# START-ARGS of the form NAME=VALUE are set in the orderer's environment (orderer.yaml
+# keys as ORDERER_* variables), the others are arguments of `orderer start`.
+# An optional fourth field names another orderer binary to start for that
+# configuration (e.g. one built from an earlier commit, for before/after ratios); the
+# bench client is always ours.
 #
 #   scripts/bench-suite.sh OUT.jsonl ROUNDS "LABEL|START-ARGS|BENCH-ARGS[|ORDERER-BIN]" ...
 #   scripts/bench-suite.sh /tmp/s.jsonl 3 "wasm||-n 40000 -k 4 -f 1" "native|--native-core|-n 40000 -k 4 -f 1"
@@ -14,19 +17,26 @@ out=$1 rounds=$2
 shift 2
 cd "$(dirname "$0")/.."
 cargo build --release -p orderer -q
-bin=$PWD/target/release/orderer
 data=$(mktemp -d)
+# A copy: another build in a shared target folder cannot swap it mid-run.
+cp "${CARGO_TARGET_DIR:-$PWD/target}/release/orderer" "$data/orderer-bin"
+bin=$data/orderer-bin
 port=${BENCH_PORT:-7991}
 trap 'rm -rf "$data"' EXIT
 for round in $(seq 1 "$rounds"); do
   for spec in "$@"; do
     IFS='|' read -r label start_args bench_args start_bin <<< "$spec"
-    rm -rf "$data/orderer"
+    # The log goes first: the wait below must not find the previous run's line.
+    rm -rf "$data/orderer" "$data/orderer.log"
+    envs=(); args=()
     # shellcheck disable=SC2086 # the argument lists are meant to split
-    "${start_bin:-$bin}" start --data-dir "$data/orderer" --listen 127.0.0.1:$port --admin-listen 127.0.0.1:0 \
-      $start_args > "$data/orderer.log" 2>&1 &
+    for word in $start_args; do
+      if [[ $word =~ ^[A-Z_][A-Z0-9_]*= ]]; then envs+=("$word"); else args+=("$word"); fi
+    done
+    env "${envs[@]}" "${start_bin:-$bin}" start --data-dir "$data/orderer" --listen 127.0.0.1:$port \
+      --admin-listen 127.0.0.1:0 "${args[@]}" > "$data/orderer.log" 2>&1 &
     pid=$!
-    until grep -q "^listening on" "$data/orderer.log"; do
+    until grep -qs "^listening on" "$data/orderer.log"; do
       kill -0 $pid 2>/dev/null || { cat "$data/orderer.log"; exit 1; }
       sleep 0.1
     done

@@ -46,9 +46,10 @@ async fn request_id(mut response: Response) -> Response {
     response
 }
 
-/// Serves until the process ends.
+/// Serves until the process ends. With Admin.TLS on, `listener` has refused every
+/// client without a certificate chaining to Admin.TLS.ClientRootCAs at the handshake.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: crate::comm::Listener,
     registrar: Arc<Registrar>,
 ) -> anyhow::Result<()> {
     axum::serve(listener, router(registrar)).await?;

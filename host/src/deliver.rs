@@ -3,6 +3,7 @@
 //! ends with a status; SUCCESS lets the client send the next request on the same
 //! stream, any other status closes it.
 
+use crate::comm::PeerInfo;
 use crate::multichannel::{ChainSupport, Registrar};
 use crate::protoutil::now_unix_nanos;
 use fabric_protos::common::{ChannelHeader, Envelope, Payload, SignatureHeader, Status};
@@ -19,10 +20,54 @@ pub type Responses = mpsc::Sender<EncodedDeliverResponse>;
 /// Fabric's default `General.Authentication.TimeWindow`.
 const TIME_WINDOW_NANOS: u64 = 15 * 60 * 1_000_000_000;
 
+/// Fabric's `BindingInspector`: under mutual TLS (TLS on and client certificates
+/// required), each request's channel header must carry the SHA-256 of the TLS
+/// certificate the client connected with. Broadcast has no such check in Fabric.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    pub mutual_tls: bool,
+    pub peer: Option<PeerInfo>,
+}
+
+impl Binding {
+    fn inspect(&self, claimed: &[u8]) -> Result<(), String> {
+        if !self.mutual_tls {
+            return Ok(());
+        }
+        if claimed.is_empty() {
+            return Err("client didn't include its TLS cert hash".into());
+        }
+        let Some(actual) = self.peer.as_ref().and_then(|p| p.cert_hash) else {
+            return Err("client didn't send a TLS certificate".into());
+        };
+        if claimed != actual {
+            return Err(format!(
+                "claimed TLS cert hash is {} but actual TLS cert hash is {}",
+                go_bytes(claimed),
+                go_bytes(&actual)
+            ));
+        }
+        Ok(())
+    }
+
+    fn addr(&self) -> String {
+        self.peer
+            .as_ref()
+            .map_or_else(String::new, |p| p.addr.to_string())
+    }
+}
+
+/// A byte slice as Go's `%v` prints it: `[1 2 3]`.
+fn go_bytes(bytes: &[u8]) -> String {
+    let items: Vec<String> = bytes.iter().map(u8::to_string).collect();
+    format!("[{}]", items.join(" "))
+}
+
 pub async fn handle(
     registrar: Arc<Registrar>,
     mut inbound: Streaming<Envelope>,
     responses: Responses,
+    binding: Binding,
 ) {
     loop {
         let envelope = match inbound.message().await {
@@ -34,7 +79,7 @@ pub async fn handle(
             }
         };
         // None: the client went away while we were sending or waiting.
-        let Some(status) = deliver_blocks(&registrar, &envelope, &responses).await else {
+        let Some(status) = deliver_blocks(&registrar, &envelope, &responses, &binding).await else {
             return;
         };
         let response = EncodedDeliverResponse::Status(status as i32);
@@ -48,10 +93,15 @@ async fn deliver_blocks(
     registrar: &Registrar,
     envelope: &Envelope,
     responses: &Responses,
+    binding: &Binding,
 ) -> Option<Status> {
     let now = now_unix_nanos();
-    let Ok((payload, chdr)) = parse(envelope, now) else {
-        return Some(Status::BadRequest);
+    let (payload, chdr) = match parse(envelope, now, binding) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            tracing::warn!("error parsing envelope from {}: {e}", binding.addr());
+            return Some(Status::BadRequest);
+        }
     };
     let Some(support) = registrar.get(&chdr.channel_id) else {
         return Some(Status::NotFound);
@@ -136,17 +186,26 @@ impl Session {
     }
 }
 
-/// Payload and channel header of a request, with the 15-minute timestamp window.
-fn parse(envelope: &Envelope, now: u64) -> Result<(Payload, ChannelHeader), ()> {
-    let payload = Payload::decode(envelope.payload.clone()).map_err(drop)?;
-    let header = payload.header.as_ref().ok_or(())?;
-    let chdr = ChannelHeader::decode(header.channel_header.clone()).map_err(drop)?;
-    SignatureHeader::decode(header.signature_header.clone()).map_err(drop)?;
-    let ts = chdr.timestamp.as_ref().ok_or(())?;
+/// Payload and channel header of a request, with the 15-minute timestamp window and
+/// the TLS binding, checked as Fabric's `parseEnvelope` does; Err is its log text.
+fn parse(
+    envelope: &Envelope,
+    now: u64,
+    binding: &Binding,
+) -> Result<(Payload, ChannelHeader), String> {
+    let payload = Payload::decode(envelope.payload.clone()).map_err(|e| e.to_string())?;
+    let header = payload.header.as_ref().ok_or("envelope has no header")?;
+    let chdr = ChannelHeader::decode(header.channel_header.clone()).map_err(|e| e.to_string())?;
+    SignatureHeader::decode(header.signature_header.clone()).map_err(|e| e.to_string())?;
+    let ts = chdr
+        .timestamp
+        .as_ref()
+        .ok_or("channel header in envelope must contain timestamp")?;
     let ts_nanos = ts.seconds as i128 * 1_000_000_000 + ts.nanos as i128;
     if (now as i128 - ts_nanos).unsigned_abs() > TIME_WINDOW_NANOS as u128 {
-        return Err(());
+        return Err("envelope timestamp is more than 15m0s apart from current server time".into());
     }
+    binding.inspect(&chdr.tls_cert_hash)?;
     Ok((payload, chdr))
 }
 

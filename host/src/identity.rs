@@ -175,6 +175,20 @@ impl Signer {
         data: Bytes,
         timestamp: SystemTime,
     ) -> Envelope {
+        self.signed_envelope_with_tls_binding(header_type, channel_id, data, timestamp, &[])
+    }
+
+    /// [`Signer::signed_envelope`] with the channel header's `tls_cert_hash` set
+    /// (`protoutil.CreateSignedEnvelopeWithTLSBinding`): the SHA-256 of the client's TLS
+    /// certificate, which Fabric's Deliver requires under mutual TLS.
+    pub fn signed_envelope_with_tls_binding(
+        &self,
+        header_type: HeaderType,
+        channel_id: &str,
+        data: Bytes,
+        timestamp: SystemTime,
+        tls_cert_hash: &[u8],
+    ) -> Envelope {
         let signature_header = self.new_signature_header();
         let channel_header = ChannelHeader {
             r#type: header_type as i32,
@@ -183,6 +197,7 @@ impl Signer {
             channel_id: channel_id.to_string(),
             tx_id: compute_tx_id(&signature_header.nonce, &signature_header.creator),
             epoch: 0,
+            tls_cert_hash: Bytes::copy_from_slice(tls_cert_hash),
             ..Default::default()
         };
         self.envelope(channel_header, signature_header, data)

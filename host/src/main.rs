@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use orderer::{admin, bootstrap, client, component, config, identity, multichannel, server};
+use orderer::{admin, bootstrap, client, comm, component, config, identity, multichannel, server};
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -61,18 +61,40 @@ fn main() {
 }
 
 async fn start(args: config::StartArgs) -> Result<()> {
-    let listen = args.listen_address();
+    let settings = args.settings(&|key| std::env::var(key).ok())?;
+    if let Some(file) = &settings.file {
+        tracing::info!("configuration file {}", file.display());
+    }
+    if !settings.unimplemented.is_empty() {
+        tracing::warn!(
+            "not implemented, ignored: {}",
+            settings.unimplemented.join(", ")
+        );
+    }
+    if !settings.ignored_env.is_empty() {
+        tracing::warn!(
+            "ignored as Fabric ignores them (their section is not in the file): {}",
+            settings.ignored_env.join(", ")
+        );
+    }
+    // TLS files are read before anything is written, so a bad one changes nothing.
+    let client_tls = settings
+        .tls
+        .as_ref()
+        .map(|tls| tls.server_config(&[b"h2"]))
+        .transpose()?;
+    let admin_tls = settings
+        .admin_tls
+        .as_ref()
+        .map(|tls| tls.server_config(&[b"http/1.1"]))
+        .transpose()?;
+    let data_dir = settings.data_dir.clone();
+    let listen = settings.listen.clone();
     let mut genesis_blocks = args.genesis_blocks.clone();
-    let (msp_dir, msp_id) = match (&args.msp_dir, &args.msp_id) {
-        (Some(dir), Some(id)) => (dir.clone(), id.clone()),
-        (Some(_), None) => {
-            bail!("--msp-id (ORDERER_GENERAL_LOCALMSPID) is required with --msp-dir")
-        }
-        (None, Some(_)) => {
-            bail!("--msp-dir (ORDERER_GENERAL_LOCALMSPDIR) is required with --msp-id")
-        }
-        (None, None) => {
-            let dev = bootstrap::ensure_dev_network(&args.data_dir, &listen)?;
+    let (msp_dir, msp_id) = match settings.msp.clone() {
+        Some(msp) => msp,
+        None => {
+            let dev = bootstrap::ensure_dev_network(&data_dir, &listen)?;
             println!("dev default: channel {}", dev.channel_id);
             println!(
                 "dev default: client identity {} at {}",
@@ -84,11 +106,11 @@ async fn start(args: config::StartArgs) -> Result<()> {
         }
     };
     let signer = Arc::new(identity::Signer::from_msp_dir(&msp_dir, &msp_id)?);
-    let settings = args.core_settings();
+    let core_settings = args.core_settings();
     let registrar = Arc::new(if args.native_core {
-        let cache = component::ComponentCache::new(args.data_dir.join("components"));
+        let cache = component::ComponentCache::new(data_dir.join("components"));
         let core = component::CoreComponent::native();
-        multichannel::Registrar::with_core(args.data_dir.clone(), signer, core, cache, settings)
+        multichannel::Registrar::with_core(data_dir.clone(), signer, core, cache, core_settings)
     } else {
         let (core_wasm, what) = match &args.core_file {
             Some(path) => (
@@ -102,7 +124,7 @@ async fn start(args: config::StartArgs) -> Result<()> {
             ),
         };
         tokio::task::block_in_place(|| {
-            multichannel::Registrar::new(args.data_dir.clone(), signer, &core_wasm, settings)
+            multichannel::Registrar::new(data_dir.clone(), signer, &core_wasm, core_settings)
         })
         .context(what)?
     });
@@ -130,18 +152,40 @@ async fn start(args: config::StartArgs) -> Result<()> {
         }
     }
 
-    let listener = tokio::net::TcpListener::bind(&listen)
+    let tcp = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("listen address {listen}"))?;
-    let addr = listener.local_addr()?;
+    let mutual_tls = settings
+        .tls
+        .as_ref()
+        .is_some_and(|tls| tls.client_root_cas.is_some());
+    match (&client_tls, mutual_tls) {
+        (None, _) => {}
+        (Some(_), false) => tracing::info!("client listener: TLS"),
+        (Some(_), true) => tracing::info!("client listener: mutual TLS"),
+    }
+    let listener = comm::Listener::new(tcp, client_tls, "client");
+    let addr = listener.local_addr();
     for (channel, height) in registrar.channels() {
         println!("serving channel {channel} (height {height}) on {addr}");
     }
-    let admin = tokio::net::TcpListener::bind(&args.admin_listen)
+    let admin_tcp = tokio::net::TcpListener::bind(&settings.admin_listen)
         .await
-        .with_context(|| format!("admin listen address {}", args.admin_listen))?;
-    println!("admin API on {}", admin.local_addr()?);
+        .with_context(|| format!("admin listen address {}", settings.admin_listen))?;
+    let admin_addr = admin_tcp.local_addr()?;
+    if admin_tls.is_none() && !admin_addr.ip().is_loopback() && !settings.admin_insecure {
+        bail!(
+            "Admin.ListenAddress {admin_addr}: not a loopback address and Admin.TLS.Enabled is \
+             false, so whoever reaches it could replace the ordering core; enable Admin.TLS \
+             or start with --admin-insecure"
+        );
+    }
+    if admin_tls.is_some() {
+        tracing::info!("admin listener: mutual TLS");
+    }
+    println!("admin API on {admin_addr}");
+    let admin = comm::Listener::new(admin_tcp, admin_tls, "admin");
     tokio::spawn(admin::serve(admin, registrar.clone()));
     println!("listening on {addr}");
-    server::serve(listener, registrar).await
+    server::serve(listener, registrar, mutual_tls).await
 }

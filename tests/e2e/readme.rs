@@ -38,6 +38,9 @@ async fn the_readmes_first_command_starts_the_dev_default() {
     command
         .args(&words[1..])
         .current_dir(&root)
+        .env_remove("FABRIC_CFG_PATH")
+        .env_remove("ORDERER_GENERAL_LOCALMSPDIR")
+        .env_remove("ORDERER_GENERAL_LOCALMSPID")
         .env("ORDERER_FILELEDGER_LOCATION", dir.path())
         .env("ORDERER_GENERAL_LISTENADDRESS", "127.0.0.1")
         .env("ORDERER_GENERAL_LISTENPORT", port.to_string())

@@ -224,7 +224,7 @@ pub async fn run(args: ChannelArgs) -> Result<()> {
 }
 
 async fn submit(identity: &Identity, envelope: Envelope) -> Result<()> {
-    let mut client = connect(&identity.orderer).await?;
+    let mut client = connect(identity).await?;
     let mut answers = client
         .broadcast(tokio_stream::iter(vec![envelope]))
         .await?

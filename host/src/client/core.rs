@@ -1,13 +1,14 @@
 //! `orderer core`: which core component a channel runs, and swapping it, through the
 //! orderer's admin API.
 
+use super::TlsArgs;
+use crate::comm::client::{dial, scheme};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioIo;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -23,6 +24,9 @@ pub struct Target {
     pub admin: String,
     #[arg(long, default_value = "devchannel")]
     pub channel: String,
+    /// With Admin.TLS on: --tls-ca, and the admin client's --tls-cert and --tls-key.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -58,11 +62,7 @@ pub async fn run(args: CoreArgs) -> Result<()> {
         CoreCommand::Rollback { target } => (target, Method::POST, "/rollback", Vec::new()),
         CoreCommand::DryRun { target, file } => (target, Method::POST, "/dry-run", read(&file)?),
     };
-    let url = format!(
-        "http://{}/core/v1/channels/{}{path}",
-        target.admin, target.channel
-    );
-    let (status, answer) = request(method, &url, body).await?;
+    let (status, answer) = request(&target, method, path, body).await?;
     if !status.is_success() {
         let error = answer["error"].as_str().unwrap_or("no error text");
         bail!("admin API answered {status}: {error}");
@@ -75,20 +75,30 @@ fn read(file: &PathBuf) -> Result<Vec<u8>> {
     std::fs::read(file).with_context(|| format!("reading component {}", file.display()))
 }
 
+/// One HTTP/1.1 request on its own connection (TLS when `--tls-ca` is given).
 async fn request(
+    target: &Target,
     method: Method,
-    url: &str,
+    path: &str,
     body: Vec<u8>,
 ) -> Result<(hyper::StatusCode, serde_json::Value)> {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let tls = target.tls.client()?.map(|tls| tls.http1());
+    let target_path = format!("/core/v1/channels/{}{path}", target.channel);
+    let url = format!("{}://{}{target_path}", scheme(tls.as_ref()), target.admin);
+    let calling = || format!("calling the admin API at {url}");
+    let io = dial(&target.admin, tls.as_ref())
+        .await
+        .with_context(calling)?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .with_context(calling)?;
+    tokio::spawn(connection);
     let request = Request::builder()
         .method(method)
-        .uri(url)
+        .uri(&target_path)
+        .header(hyper::header::HOST, &target.admin)
         .body(Full::new(Bytes::from(body)))?;
-    let response = client
-        .request(request)
-        .await
-        .with_context(|| format!("calling the admin API at {url}"))?;
+    let response = sender.send_request(request).await.with_context(calling)?;
     let status = response.status();
     let bytes = response.into_body().collect().await?.to_bytes();
     let answer = serde_json::from_slice(&bytes)

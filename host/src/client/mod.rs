@@ -10,7 +10,7 @@ pub mod configupdate;
 pub mod core;
 pub mod participation;
 
-use crate::comm::MAX_MESSAGE_BYTES;
+use crate::comm::{self, ClientTls, MAX_MESSAGE_BYTES};
 use crate::identity::Signer;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
@@ -30,6 +30,39 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
+/// TLS to the orderer, as Fabric's CLIs take it (`--cafile`, `--certfile`, `--keyfile`,
+/// `--ordererTLSHostnameOverride`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct TlsArgs {
+    /// Connect with TLS, trusting this CA (PEM) for the server's certificate.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// The client's TLS certificate (PEM), for servers that require one (mutual TLS).
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The name the server's certificate must carry [default: the host of the address].
+    #[arg(long, requires = "tls_ca")]
+    pub tls_server_name: Option<String>,
+}
+
+impl TlsArgs {
+    /// `None` without `--tls-ca`: plaintext.
+    pub fn client(&self) -> Result<Option<ClientTls>> {
+        let Some(ca) = &self.tls_ca else {
+            return Ok(None);
+        };
+        let identity = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
+        Ok(Some(ClientTls::from_files(
+            ca,
+            identity,
+            self.tls_server_name.as_deref(),
+        )?))
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct Identity {
     /// Orderer address HOST:PORT.
@@ -45,6 +78,8 @@ pub struct Identity {
     pub msp_dir: PathBuf,
     #[arg(long, default_value = "Org1MSP")]
     pub msp_id: String,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(Args, Debug)]
@@ -62,17 +97,24 @@ pub struct DeliverArgs {
     pub fail_if_not_ready: bool,
 }
 
-pub(crate) async fn connect(address: &str) -> Result<AtomicBroadcastClient<Channel>> {
+pub(crate) async fn connect(id: &Identity) -> Result<AtomicBroadcastClient<Channel>> {
+    let address = &id.orderer;
+    let tls = id.tls.client()?;
+    let scheme = comm::client::scheme(tls.as_ref());
     // Windows that grow like Go gRPC's (BDP estimation): blocks of megabytes would
     // otherwise trickle through 64 KiB windows.
-    let endpoint = Channel::from_shared(format!("http://{address}"))
+    let endpoint = Channel::from_shared(format!("{scheme}://{address}"))
         .with_context(|| format!("orderer address {address}"))?
         .http2_adaptive_window(true)
         // Blocks of megabytes in 1 MiB DATA frames rather than 16 KiB ones.
         .max_frame_size(1 << 20);
+    let connector = comm::client::Connector {
+        address: address.clone(),
+        tls,
+    };
     let client = AtomicBroadcastClient::new(
         endpoint
-            .connect()
+            .connect_with_connector(connector)
             .await
             .with_context(|| format!("connecting to the orderer at {address}"))?,
     );
@@ -117,6 +159,8 @@ fn position(text: &str) -> Result<SeekPosition> {
 /// One Deliver stream; each `request` sends a SeekInfo and collects the answer.
 pub(crate) struct DeliverSession {
     signer: Signer,
+    /// The TLS binding Fabric's Deliver checks under mutual TLS.
+    tls_cert_hash: Option<[u8; 32]>,
     channel: String,
     requests: mpsc::Sender<Envelope>,
     responses: tonic::Streaming<DeliverResponse>,
@@ -125,11 +169,13 @@ pub(crate) struct DeliverSession {
 impl DeliverSession {
     pub(crate) async fn open(id: &Identity) -> Result<Self> {
         let signer = Signer::from_msp_dir(&id.msp_dir, &id.msp_id)?;
-        let mut client = connect(&id.orderer).await?;
+        let tls_cert_hash = id.tls.client()?.and_then(|tls| tls.cert_hash());
+        let mut client = connect(id).await?;
         let (requests, rx) = mpsc::channel(4);
         let responses = client.deliver(ReceiverStream::new(rx)).await?.into_inner();
         Ok(DeliverSession {
             signer,
+            tls_cert_hash,
             channel: id.channel.clone(),
             requests,
             responses,
@@ -148,11 +194,12 @@ impl DeliverSession {
             behavior: behavior as i32,
             ..Default::default()
         };
-        let env = self.signer.signed_envelope(
+        let env = self.signer.signed_envelope_with_tls_binding(
             HeaderType::DeliverSeekInfo,
             &self.channel,
             seek.encode_to_vec().into(),
             SystemTime::now(),
+            self.tls_cert_hash.as_ref().map_or(&[][..], |h| &h[..]),
         );
         self.requests
             .send(env)

@@ -4,7 +4,7 @@
 //! instead of being copied into tonic's encode buffer, once per Deliver stream. h2
 //! hands large `Bytes` to the socket without copying them either.
 
-use crate::comm::MAX_MESSAGE_BYTES;
+use crate::comm::{MAX_MESSAGE_BYTES, PeerInfo};
 use crate::deliver;
 use crate::multichannel::Registrar;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -28,12 +28,17 @@ type Frame = http_body::Frame<Bytes>;
 pub async fn serve(
     registrar: Arc<Registrar>,
     request: http::Request<Body>,
+    mutual_tls: bool,
 ) -> http::Response<Body> {
+    let binding = deliver::Binding {
+        mutual_tls,
+        peer: request.extensions().get::<PeerInfo>().cloned(),
+    };
     let decoder = ProstCodec::<EncodedDeliverResponse, Envelope>::default().decoder();
     let requests =
         Streaming::new_request(decoder, request.into_body(), None, Some(MAX_MESSAGE_BYTES));
     let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(deliver::handle(registrar, requests, tx));
+    tokio::spawn(deliver::handle(registrar, requests, tx, binding));
     let frames = ReceiverStream::new(rx)
         .flat_map(|response| futures::stream::iter(data_frames(response)))
         .chain(futures::stream::once(async { Ok(end_of_stream()) }));

@@ -3,13 +3,12 @@
 mod deliver_route;
 
 use crate::broadcast;
-use crate::comm::MAX_MESSAGE_BYTES;
+use crate::comm::{Listener, MAX_MESSAGE_BYTES};
 use crate::multichannel::Registrar;
 use fabric_protos::common::Envelope;
 use fabric_protos::orderer::BroadcastResponse;
 use fabric_protos::orderer::atomic_broadcast_server::{AtomicBroadcast, AtomicBroadcastServer};
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -45,6 +44,8 @@ impl AtomicBroadcast for Broadcast {
 struct Routes {
     generated: AtomicBroadcastServer<Broadcast>,
     registrar: Arc<Registrar>,
+    /// TLS with client certificates required: Deliver checks the TLS binding.
+    mutual_tls: bool,
 }
 
 impl tonic::server::NamedService for Routes {
@@ -62,20 +63,26 @@ impl Service<http::Request<Body>> for Routes {
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         if request.uri().path() == deliver_route::PATH {
-            let registrar = self.registrar.clone();
-            return Box::pin(async move { Ok(deliver_route::serve(registrar, request).await) });
+            let (registrar, mutual_tls) = (self.registrar.clone(), self.mutual_tls);
+            return Box::pin(async move {
+                Ok(deliver_route::serve(registrar, request, mutual_tls).await)
+            });
         }
         self.generated.call(request)
     }
 }
 
-/// Serves until the process ends.
+/// Serves until the process ends; `mutual_tls` when `listener` does TLS with client
+/// certificates required.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: Listener,
     registrar: Arc<Registrar>,
+    mutual_tls: bool,
 ) -> anyhow::Result<()> {
-    let addr: SocketAddr = listener.local_addr()?;
-    tracing::info!("serving orderer.AtomicBroadcast on {addr}");
+    tracing::info!(
+        "serving orderer.AtomicBroadcast on {}",
+        listener.local_addr()
+    );
     let generated = AtomicBroadcastServer::new(Broadcast {
         registrar: registrar.clone(),
     })
@@ -84,6 +91,7 @@ pub async fn serve(
     let service = Routes {
         generated,
         registrar,
+        mutual_tls,
     };
     // Flow-control windows that grow with the connection's bandwidth-delay product,
     // as Go gRPC's BDP estimation does: 64 KiB windows stall a stream of 3 KB
@@ -91,23 +99,7 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .http2_adaptive_window(Some(true))
         .add_service(service)
-        .serve_with_incoming(incoming(listener))
+        .serve_with_incoming(listener.into_stream())
         .await?;
     Ok(())
-}
-
-/// Accepted connections with Nagle's algorithm off (tonic's `tcp_nodelay` applies only
-/// to listeners it binds itself): a small Broadcast answer waiting for the client's
-/// delayed ACK would otherwise add ~40 ms to its latency.
-fn incoming(
-    listener: tokio::net::TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
-        stream.inspect(|s| {
-            if let Err(e) = s.set_nodelay(true) {
-                tracing::warn!("setting TCP_NODELAY on a client connection: {e}");
-            }
-        })
-    })
 }

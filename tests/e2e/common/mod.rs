@@ -9,6 +9,7 @@ use fabric_protos::orderer::seek_info::SeekBehavior;
 use fabric_protos::orderer::{
     BroadcastResponse, SeekInfo, SeekPosition, SeekSpecified, deliver_response, seek_position,
 };
+use orderer::comm::ClientTls;
 use orderer::identity::Signer;
 use prost::Message;
 use std::io::{BufRead, BufReader};
@@ -38,10 +39,23 @@ pub struct Orderer {
     pub admin: String,
     pub data_dir: PathBuf,
     pub stdout: Vec<String>,
+    /// How [`Orderer::client`] connects: plaintext, or TLS with this.
+    pub tls: Option<ClientTls>,
 }
 
 impl Orderer {
     pub fn spawn(data_dir: &Path, extra: &[&str]) -> Orderer {
+        Orderer::spawn_with_env(data_dir, extra, &[])
+    }
+
+    /// [`Orderer::spawn`] with environment variables (orderer.yaml keys as Fabric's
+    /// `ORDERER_*` names).
+    pub fn spawn_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Orderer {
+        Orderer::run(Orderer::command(data_dir, extra, env), data_dir)
+    }
+
+    /// The start command [`Orderer::spawn_with_env`] runs: ephemeral ports, `data_dir`.
+    pub fn command(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Command {
         std::fs::create_dir_all(data_dir).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_orderer"));
         command
@@ -54,8 +68,13 @@ impl Orderer {
                 "--data-dir",
             ])
             .arg(data_dir)
-            .args(extra);
-        Orderer::run(command, data_dir)
+            .args(extra)
+            // No orderer.yaml from the developer's environment.
+            .env_remove("FABRIC_CFG_PATH")
+            .env_remove("ORDERER_GENERAL_LOCALMSPDIR")
+            .env_remove("ORDERER_GENERAL_LOCALMSPID")
+            .envs(env.iter().copied());
+        command
     }
 
     /// Runs `command` (an orderer start) and waits until it listens; its stderr goes
@@ -67,8 +86,6 @@ impl Orderer {
             .open(data_dir.join("orderer.log"))
             .unwrap();
         let mut child = command
-            .env_remove("ORDERER_GENERAL_LOCALMSPDIR")
-            .env_remove("ORDERER_GENERAL_LOCALMSPID")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -96,7 +113,13 @@ impl Orderer {
             admin,
             data_dir: data_dir.to_path_buf(),
             stdout,
+            tls: None,
         }
+    }
+
+    /// The orderer's log (stderr) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("orderer.log")).unwrap_or_default()
     }
 
     /// The embedded dev default (generated crypto, `devchannel`).
@@ -132,11 +155,26 @@ impl Orderer {
     }
 
     pub async fn client(&self) -> AtomicBroadcastClient<Channel> {
-        AtomicBroadcastClient::connect(format!("http://{}", self.addr))
-            .await
-            .expect("connect")
+        self.try_client(self.tls.clone()).await.expect("connect")
+    }
+
+    /// A client connected with `tls` (or plaintext), or the connection's error.
+    pub async fn try_client(
+        &self,
+        tls: Option<ClientTls>,
+    ) -> Result<AtomicBroadcastClient<Channel>, tonic::transport::Error> {
+        let scheme = orderer::comm::client::scheme(tls.as_ref());
+        let connector = orderer::comm::client::Connector {
+            address: self.addr.clone(),
+            tls,
+        };
+        let channel = Channel::from_shared(format!("{scheme}://{}", self.addr))
+            .unwrap()
+            .connect_with_connector(connector)
+            .await?;
+        Ok(AtomicBroadcastClient::new(channel)
             .max_decoding_message_size(100 << 20)
-            .max_encoding_message_size(100 << 20)
+            .max_encoding_message_size(100 << 20))
     }
 }
 

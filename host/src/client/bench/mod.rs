@@ -153,7 +153,7 @@ async fn measure(load: &LoadArgs, plan: &Plan) -> Result<Report> {
     // and one connection carrying every stream's answers gets there first.
     let mut clients = Vec::new();
     for _ in 0..load.streams.max(1) {
-        clients.push(connect(&id.orderer).await?);
+        clients.push(connect(id).await?);
     }
     let signer = Signer::from_msp_dir(&id.msp_dir, &id.msp_id)?;
     let streams = load.streams.max(1);

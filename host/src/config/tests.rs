@@ -1,0 +1,273 @@
+use super::*;
+use clap::Parser;
+use std::collections::HashMap;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    start: StartArgs,
+}
+
+fn args(flags: &[&str]) -> StartArgs {
+    let argv = std::iter::once("orderer").chain(flags.iter().copied());
+    Cli::try_parse_from(argv).unwrap().start
+}
+
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k: &str| map.get(k).cloned()
+}
+
+/// `yaml` as orderer.yaml in a fresh folder, given to `--config` after `flags`.
+fn with_file(
+    yaml: &str,
+    flags: &[&str],
+    env: &[(&str, &str)],
+) -> (tempfile::TempDir, Result<Settings, SettingsError>) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("orderer.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let mut all = flags.to_vec();
+    let file_arg = file.to_str().unwrap().to_string();
+    all.extend(["--config", &file_arg]);
+    let settings = args(&all).settings(&env_of(env));
+    (dir, settings)
+}
+
+/// No file anywhere Fabric looks: `FABRIC_CFG_PATH` points at an empty folder and
+/// the test runs in the package folder, which has no orderer.yaml.
+fn without_file(flags: &[&str], env: &[(&str, &str)]) -> Settings {
+    let empty = tempfile::tempdir().unwrap();
+    let mut env = env.to_vec();
+    let cfg = empty.path().to_str().unwrap().to_string();
+    env.push(("FABRIC_CFG_PATH", &cfg));
+    args(flags).settings(&env_of(&env)).unwrap()
+}
+
+const YAML: &str = "
+General:
+  ListenAddress: 0.0.0.0
+  ListenPort: 7150
+  BootstrapMethod: none
+  LocalMSPDir: msp
+  LocalMSPID: FileMSP
+  TLS:
+    Enabled: true
+    Certificate: tls/server.crt
+    PrivateKey: tls/server.key
+    ClientAuthRequired: true
+    ClientRootCAs: [tls/ca.crt]
+  Cluster:
+    ListenPort: 7051
+FileLedger:
+  Location: ledger
+Admin:
+  ListenAddress: 127.0.0.1:7153
+Operations:
+  ListenAddress: 127.0.0.1:9444
+";
+
+#[test]
+fn no_file_no_flags_is_the_dev_default() {
+    let s = without_file(&[], &[]);
+    assert_eq!(s.file, None);
+    assert_eq!(s.listen, "127.0.0.1:7050");
+    assert_eq!(s.data_dir, PathBuf::from("./orderer-data"));
+    assert_eq!(s.msp, None, "the dev default generates the MSP");
+    assert_eq!(s.admin_listen, "127.0.0.1:9443");
+    assert_eq!((s.tls, s.admin_tls), (None, None));
+    assert!(s.unimplemented.is_empty(), "{:?}", s.unimplemented);
+}
+
+#[test]
+fn no_file_the_environment_sets_keys() {
+    let s = without_file(
+        &[],
+        &[
+            ("ORDERER_GENERAL_LISTENPORT", "7999"),
+            ("ORDERER_FILELEDGER_LOCATION", "/tmp/ledger"),
+            ("ORDERER_ADMIN_LISTENADDRESS", "127.0.0.1:0"),
+            ("ORDERER_GENERAL_CLUSTER_LISTENPORT", "7051"),
+        ],
+    );
+    assert_eq!(s.listen, "127.0.0.1:7999");
+    assert_eq!(s.data_dir, PathBuf::from("/tmp/ledger"));
+    assert_eq!(s.admin_listen, "127.0.0.1:0");
+    assert_eq!(s.msp, None);
+    assert_eq!(
+        s.unimplemented,
+        vec!["General.Cluster.ListenPort (ORDERER_GENERAL_CLUSTER_LISTENPORT)"]
+    );
+}
+
+#[test]
+fn the_file_gives_values_with_paths_against_its_folder() {
+    let (dir, s) = with_file(YAML, &[], &[]);
+    let s = s.unwrap();
+    let d = dir.path();
+    assert_eq!(s.file, Some(d.join("orderer.yaml")));
+    assert_eq!(s.listen, "0.0.0.0:7150");
+    assert_eq!(s.data_dir, d.join("ledger"));
+    assert_eq!(s.msp, Some((d.join("msp"), "FileMSP".into())));
+    assert_eq!(s.admin_listen, "127.0.0.1:7153");
+    assert_eq!(
+        s.tls,
+        Some(ServerTlsFiles {
+            section: "General.TLS".into(),
+            certificate: d.join("tls/server.crt"),
+            private_key: d.join("tls/server.key"),
+            client_root_cas: Some(vec![d.join("tls/ca.crt")]),
+        })
+    );
+    assert_eq!(
+        s.unimplemented,
+        vec!["General.Cluster.ListenPort", "Operations.ListenAddress"],
+        "named once, at start"
+    );
+}
+
+#[test]
+fn env_beats_the_file_and_flags_beat_both() {
+    let env = [
+        ("ORDERER_GENERAL_LISTENPORT", "7250"),
+        ("ORDERER_GENERAL_LOCALMSPID", "EnvMSP"),
+        ("ORDERER_FILELEDGER_LOCATION", "/env/ledger"),
+        ("ORDERER_ADMIN_LISTENADDRESS", "127.0.0.1:7253"),
+        ("ORDERER_GENERAL_TLS_ENABLED", "false"),
+    ];
+    let (dir, s) = with_file(YAML, &[], &env);
+    let s = s.unwrap();
+    assert_eq!(s.listen, "0.0.0.0:7250");
+    assert_eq!(s.msp, Some((dir.path().join("msp"), "EnvMSP".into())));
+    assert_eq!(s.data_dir, PathBuf::from("/env/ledger"));
+    assert_eq!(s.admin_listen, "127.0.0.1:7253");
+    assert_eq!(s.tls, None);
+
+    let flags = [
+        "--listen",
+        "127.0.0.1:7350",
+        "--msp-id",
+        "FlagMSP",
+        "--data-dir",
+        "/flag/ledger",
+        "--admin-listen",
+        "127.0.0.1:7353",
+    ];
+    let (_dir, s) = with_file(YAML, &flags, &env);
+    let s = s.unwrap();
+    assert_eq!(s.listen, "127.0.0.1:7350");
+    assert_eq!(s.msp.unwrap().1, "FlagMSP");
+    assert_eq!(s.data_dir, PathBuf::from("/flag/ledger"));
+    assert_eq!(s.admin_listen, "127.0.0.1:7353");
+}
+
+#[test]
+fn flags_beat_the_environment_without_a_file() {
+    let s = without_file(
+        &["--listen", "127.0.0.1:1", "--data-dir", "d"],
+        &[
+            ("ORDERER_GENERAL_LISTENADDRESS", "10.0.0.1"),
+            ("ORDERER_FILELEDGER_LOCATION", "/env"),
+        ],
+    );
+    assert_eq!(s.listen, "127.0.0.1:1");
+    assert_eq!(s.data_dir, PathBuf::from("d"));
+}
+
+#[test]
+fn one_half_of_the_msp_is_an_error() {
+    let empty = tempfile::tempdir().unwrap();
+    let cfg = empty.path().to_str().unwrap();
+    let env = env_of(&[
+        ("FABRIC_CFG_PATH", cfg),
+        ("ORDERER_GENERAL_LOCALMSPID", "X"),
+    ]);
+    let err = args(&[]).settings(&env).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "--msp-dir (General.LocalMSPDir) is required with --msp-id"
+    );
+}
+
+#[test]
+fn bootstrap_method_file_is_refused_naming_the_key() {
+    let yaml = YAML.replace("BootstrapMethod: none", "BootstrapMethod: file");
+    let (dir, s) = with_file(&yaml, &[], &[]);
+    let err = s.unwrap_err().to_string();
+    let file = dir.path().join("orderer.yaml");
+    assert_eq!(
+        err,
+        format!(
+            "{}: General.BootstrapMethod: file (a system channel from General.BootstrapFile) \
+             is not implemented; set it to none and join channels with --genesis-block",
+            file.display()
+        )
+    );
+    // Fabric's default when the file does not say: also `file`.
+    let yaml = YAML.replace("  BootstrapMethod: none\n", "");
+    assert!(
+        with_file(&yaml, &[], &[])
+            .1
+            .unwrap_err()
+            .to_string()
+            .contains("General.BootstrapMethod: file")
+    );
+    let (_dir, s) = with_file(&yaml, &[], &[("ORDERER_GENERAL_BOOTSTRAPMETHOD", "none")]);
+    assert!(s.is_ok());
+    let (_dir, s) = with_file(&yaml, &[], &[("ORDERER_GENERAL_BOOTSTRAPMETHOD", "kafka")]);
+    assert_eq!(
+        s.unwrap_err().to_string(),
+        "ORDERER_GENERAL_BOOTSTRAPMETHOD: General.BootstrapMethod: unknown bootstrap method \"kafka\" (none or file)"
+    );
+}
+
+#[test]
+fn tls_without_its_files_is_an_error() {
+    let s = tempfile::tempdir().unwrap();
+    let cfg = s.path().to_str().unwrap();
+    let env = env_of(&[
+        ("FABRIC_CFG_PATH", cfg),
+        ("ORDERER_GENERAL_TLS_ENABLED", "true"),
+        ("ORDERER_GENERAL_TLS_PRIVATEKEY", "/k"),
+    ]);
+    let err = args(&[]).settings(&env).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "ORDERER_GENERAL_TLS_ENABLED: General.TLS.Certificate: must be set when General.TLS.Enabled is true"
+    );
+}
+
+#[test]
+fn admin_tls_needs_client_auth_as_in_fabric() {
+    let yaml = YAML.replace(
+        "Admin:\n  ListenAddress: 127.0.0.1:7153\n",
+        "Admin:\n  ListenAddress: 127.0.0.1:7153\n  TLS:\n    Enabled: true\n    Certificate: c\n    PrivateKey: k\n",
+    );
+    let (_dir, s) = with_file(&yaml, &[], &[]);
+    assert!(
+        s.unwrap_err()
+            .to_string()
+            .ends_with("Admin.TLS.ClientAuthRequired: must be true when Admin.TLS.Enabled is true (the admin API needs mutual TLS)")
+    );
+    let (_dir, s) = with_file(
+        &yaml,
+        &[],
+        &[
+            ("ORDERER_ADMIN_TLS_CLIENTAUTHREQUIRED", "true"),
+            ("ORDERER_ADMIN_TLS_CLIENTROOTCAS", "[/a.crt, /b.crt]"),
+        ],
+    );
+    let admin = s.unwrap().admin_tls.unwrap();
+    assert_eq!(
+        admin.certificate,
+        PathBuf::from("c"),
+        "not translated, as in Fabric"
+    );
+    assert_eq!(
+        admin.client_root_cas,
+        Some(vec![PathBuf::from("/a.crt"), PathBuf::from("/b.crt")])
+    );
+}
