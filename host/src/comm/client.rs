@@ -1,6 +1,7 @@
 //! The client side: a connection to an orderer listener, plain or TLS (Fabric's
 //! `GRPCClient` with its `ClientConfig`), for tonic's channels and for hyper.
 
+use super::stream::Stream;
 use super::tls::ClientTls;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
@@ -8,18 +9,16 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 
 /// A connection to `address` (HOST:PORT), with TLS when `tls` is given; the server's
 /// certificate is checked against `--tls-server-name`, else the host of `address`.
-pub async fn dial(address: &str, tls: Option<&ClientTls>) -> io::Result<ClientIo> {
+pub async fn dial(address: &str, tls: Option<&ClientTls>) -> io::Result<Stream> {
     let stream = TcpStream::connect(address).await?;
     stream.set_nodelay(true)?;
     let Some(tls) = tls else {
-        return Ok(ClientIo::Plain(stream));
+        return Ok(Stream::Plain(stream));
     };
     let name = match &tls.server_name {
         Some(name) => name.clone(),
@@ -28,7 +27,7 @@ pub async fn dial(address: &str, tls: Option<&ClientTls>) -> io::Result<ClientIo
     let stream = TlsConnector::from(tls.config.clone())
         .connect(name, stream)
         .await?;
-    Ok(ClientIo::Tls(Box::new(stream)))
+    Ok(Stream::Tls(Box::new(stream.into())))
 }
 
 fn host_name(address: &str) -> io::Result<ServerName<'static>> {
@@ -55,9 +54,9 @@ pub struct Connector {
 }
 
 impl tower_service::Service<tonic::codegen::http::Uri> for Connector {
-    type Response = TokioIo<ClientIo>;
+    type Response = TokioIo<Stream>;
     type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<TokioIo<ClientIo>>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = io::Result<TokioIo<Stream>>> + Send>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
@@ -66,63 +65,5 @@ impl tower_service::Service<tonic::codegen::http::Uri> for Connector {
     fn call(&mut self, _: tonic::codegen::http::Uri) -> Self::Future {
         let (address, tls) = (self.address.clone(), self.tls.clone());
         Box::pin(async move { dial(&address, tls.as_ref()).await.map(TokioIo::new) })
-    }
-}
-
-/// A client connection, plain or TLS.
-pub enum ClientIo {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-macro_rules! delegate {
-    ($self:ident, $s:ident => $call:expr) => {
-        match $self.get_mut() {
-            ClientIo::Plain($s) => $call,
-            ClientIo::Tls($s) => $call,
-        }
-    };
-}
-
-impl AsyncRead for ClientIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        delegate!(self, s => Pin::new(s).poll_read(cx, buf))
-    }
-}
-
-impl AsyncWrite for ClientIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        delegate!(self, s => Pin::new(s).poll_write(cx, buf))
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        delegate!(self, s => Pin::new(s).poll_write_vectored(cx, bufs))
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            ClientIo::Plain(s) => s.is_write_vectored(),
-            ClientIo::Tls(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        delegate!(self, s => Pin::new(s).poll_flush(cx))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        delegate!(self, s => Pin::new(s).poll_shutdown(cx))
     }
 }

@@ -3,6 +3,7 @@
 //! run concurrently so a slow or hostile client holds up nobody, and a refused
 //! handshake is logged with the peer's address and never reaches the server.
 
+use super::stream::Stream;
 use super::tls::cert_hash;
 use rustls::ServerConfig;
 use std::io;
@@ -12,10 +13,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 /// Fabric's default gRPC connection timeout, which bounds its TLS handshakes.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,13 +30,8 @@ pub struct PeerInfo {
 
 /// One accepted connection.
 pub struct Conn {
-    io: Io,
+    io: Stream,
     peer: PeerInfo,
-}
-
-enum Io {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
 }
 
 /// Accepted (and, with TLS, handshaken) connections of one listener.
@@ -98,7 +93,7 @@ async fn accept_loop(
         }
         let Some(acceptor) = tls.clone() else {
             let conn = Conn {
-                io: Io::Plain(stream),
+                io: Stream::Plain(stream),
                 peer: PeerInfo {
                     addr,
                     cert_hash: None,
@@ -122,7 +117,7 @@ async fn accept_loop(
                     let peer = PeerInfo { addr, cert_hash };
                     let _ = tx
                         .send(Conn {
-                            io: Io::Tls(Box::new(stream)),
+                            io: Stream::Tls(Box::new(stream.into())),
                             peer,
                         })
                         .await;
@@ -161,24 +156,13 @@ impl axum::serve::Listener for Listener {
     }
 }
 
-/// Both kinds of connection read and write as their inner stream does (vectored
-/// writes included: h2 writes frames that way).
-macro_rules! delegate {
-    ($self:ident, $s:ident => $call:expr) => {
-        match &mut $self.get_mut().io {
-            Io::Plain($s) => $call,
-            Io::Tls($s) => $call,
-        }
-    };
-}
-
 impl AsyncRead for Conn {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        delegate!(self, s => Pin::new(s).poll_read(cx, buf))
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
     }
 }
 
@@ -188,7 +172,7 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        delegate!(self, s => Pin::new(s).poll_write(cx, buf))
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -196,21 +180,18 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        delegate!(self, s => Pin::new(s).poll_write_vectored(cx, bufs))
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        match &self.io {
-            Io::Plain(s) => s.is_write_vectored(),
-            Io::Tls(s) => s.is_write_vectored(),
-        }
+        self.io.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        delegate!(self, s => Pin::new(s).poll_flush(cx))
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        delegate!(self, s => Pin::new(s).poll_shutdown(cx))
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }

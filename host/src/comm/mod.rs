@@ -1,14 +1,17 @@
 //! Fabric's internal/pkg/comm: gRPC settings shared by the server and the client,
 //! the listeners' TLS ([`tls`]), accepted connections with their peer's identity
-//! ([`listener`]) and the client's connections ([`client`]).
+//! ([`listener`]), the client's connections ([`client`]), and the plain-or-TLS
+//! [`Stream`] both use.
 
 pub mod client;
 pub mod listener;
+mod stream;
 #[cfg(test)]
 mod tests;
 pub mod tls;
 
 pub use listener::{Listener, PeerInfo};
+pub use stream::Stream;
 pub use tls::{ClientTls, ServerTlsFiles, TlsError};
 
 /// Fabric's default gRPC message limit (General.MaxRecvMsgSize / MaxSendMsgSize).
