@@ -140,6 +140,30 @@ impl<P: Policy + Default> wit::GuestChannel for ChannelResource<P> {
             .map_err(rejection)
     }
 
+    fn propose_channel_creation(
+        &self,
+        envelope: Vec<u8>,
+        now_unix_nanos: u64,
+    ) -> Result<Vec<u8>, wit::Rejection> {
+        self.0
+            .borrow()
+            .propose_channel_creation(&envelope, now_unix_nanos)
+            .map_err(rejection)
+    }
+
+    fn validate_orderer_transaction(
+        &self,
+        envelope: Vec<u8>,
+        now_unix_nanos: u64,
+        channels: u64,
+    ) -> Result<wit::Verdict, wit::Rejection> {
+        self.0
+            .borrow()
+            .validate_orderer_transaction(&envelope, channels, now_unix_nanos)
+            .map(verdict)
+            .map_err(rejection)
+    }
+
     fn config_sequence(&self) -> u64 {
         self.0.borrow().config_sequence()
     }

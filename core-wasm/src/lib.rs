@@ -22,6 +22,7 @@ pub mod filters;
 pub mod msp;
 pub mod policies;
 pub mod rejection;
+pub mod systemchannel;
 
 pub use crypto::{Crypto, NativeCrypto};
 pub use extension::{EnvelopeView, NoPolicy, Policy, PolicyContext, Stage};

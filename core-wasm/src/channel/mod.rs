@@ -7,7 +7,9 @@
 //! the host adds metadata, signs and writes it.
 
 use bytes::Bytes;
-use fabric_protos::common::{BlockHeader, ChannelHeader, Envelope, HeaderType, Payload};
+use fabric_protos::common::{
+    BlockHeader, ChannelHeader, ConfigEnvelope, Envelope, HeaderType, Payload,
+};
 use prost::Message;
 
 use crate::blockbuilder::{BlockBuilder, BuiltBlock, OrderedEnvelope, marshal_envelope};
@@ -18,6 +20,7 @@ use crate::crypto::Crypto;
 use crate::extension::{NoPolicy, Policy, PolicyContext, Stage};
 use crate::filters::{self, Verdict};
 use crate::rejection::Rejection;
+use crate::systemchannel;
 
 /// What one [`Channel::order`] call produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,15 +132,46 @@ impl<C: Crypto, P: Policy> Channel<C, P> {
     ) -> Result<Vec<u8>, Rejection> {
         let proposed =
             configtx::propose_config_update(&self.config, envelope, now_unix_nanos, &self.crypto)?;
-        let config = proposed.config.unwrap_or_default();
-        let last_update = match marshal_envelope(Bytes::copy_from_slice(envelope)) {
-            Ok(m) => m.data().clone(),
-            Err(_) => Bytes::from(proposed.last_update.unwrap_or_default().encode_to_vec()),
-        };
-        let mut out = Vec::with_capacity(config.encoded_len() + last_update.len() + 16);
-        prost::encoding::message::encode(1, &config, &mut out);
-        prost::encoding::bytes::encode(2, &last_update, &mut out);
-        Ok(out)
+        Ok(encode_config_envelope(proposed, envelope))
+    }
+
+    /// On a system channel: the first `ConfigEnvelope` of the channel a creation
+    /// request (a CONFIG_UPDATE for a channel that does not exist) creates, encoded as
+    /// [`Channel::propose_config_update`] encodes its result (see
+    /// [`systemchannel::propose_channel_creation`]).
+    pub fn propose_channel_creation(
+        &self,
+        envelope: &[u8],
+        now_unix_nanos: u64,
+    ) -> Result<Vec<u8>, Rejection> {
+        let proposed = systemchannel::propose_channel_creation(
+            &self.config,
+            envelope,
+            now_unix_nanos,
+            &self.crypto,
+        )?;
+        Ok(encode_config_envelope(proposed, envelope))
+    }
+
+    /// On a system channel: the filters an ORDERER_TRANSACTION the orderer made
+    /// passes before it is ordered (see [`systemchannel::validate_orderer_transaction`]).
+    pub fn validate_orderer_transaction(
+        &self,
+        envelope: &[u8],
+        channels: u64,
+        now_unix_nanos: u64,
+    ) -> Result<Verdict, Rejection> {
+        systemchannel::validate_orderer_transaction(
+            &self.config,
+            envelope,
+            channels,
+            now_unix_nanos,
+            &self.crypto,
+        )?;
+        Ok(Verdict {
+            config_seq: self.config.sequence,
+            is_config_update: false,
+        })
     }
 
     /// Checks a CONFIG envelope signed by the orderer before it is ordered (see
@@ -234,8 +268,10 @@ impl<C: Crypto, P: Policy> Channel<C, P> {
     /// config must be at the current sequence + 1, which one built under an older
     /// config never is.
     pub fn order_bytes(&mut self, envelope: Bytes, config_seq: u64, now_unix_nanos: u64) -> Cut {
-        if let Some(decoded) = config_envelope(&envelope) {
-            return self.order_config(envelope, decoded);
+        match config_envelope(&envelope) {
+            Some((HeaderType::Config, decoded)) => return self.order_config(envelope, decoded),
+            Some((_, _)) => return self.order_alone(envelope),
+            None => {}
         }
         if config_seq < self.config.sequence
             && let Err(rejection) =
@@ -317,6 +353,32 @@ impl<C: Crypto, P: Policy> Channel<C, P> {
         }
     }
 
+    /// Orders an ORDERER_TRANSACTION (a channel creation on the system channel) as
+    /// Fabric's solo chain does: what is pending is cut first, then it goes alone
+    /// into a block. That block is not a config block: the system channel's config
+    /// does not change.
+    fn order_alone(&mut self, envelope: Bytes) -> Cut {
+        let message = match marshal_envelope(envelope) {
+            Ok(m) => m,
+            Err(e) => {
+                return self.dropped(Rejection::bad_request(format!(
+                    "error unmarshalling Envelope: {e}"
+                )));
+            }
+        };
+        let mut blocks = Vec::with_capacity(2);
+        let pending = self.cutter.cut();
+        if !pending.is_empty() {
+            blocks.push(self.builder.build(&pending, &self.crypto));
+        }
+        blocks.push(self.builder.build(&[message], &self.crypto));
+        Cut {
+            blocks,
+            pending: false,
+            dropped: None,
+        }
+    }
+
     fn dropped(&self, rejection: Rejection) -> Cut {
         Cut {
             blocks: Vec::new(),
@@ -326,13 +388,31 @@ impl<C: Crypto, P: Policy> Channel<C, P> {
     }
 }
 
-/// The decoded envelope when `envelope` is of type CONFIG; `None` for every other
-/// message, including undecodable ones.
-fn config_envelope(envelope: &Bytes) -> Option<Envelope> {
+/// The type and decoded envelope when `envelope` is of type CONFIG or
+/// ORDERER_TRANSACTION (a block of its own); `None` for every other message,
+/// including undecodable ones.
+fn config_envelope(envelope: &Bytes) -> Option<(HeaderType, Envelope)> {
     let env = Envelope::decode(envelope.clone()).ok()?;
     let payload = Payload::decode(env.payload.clone()).ok()?;
     let chdr = ChannelHeader::decode(payload.header?.channel_header).ok()?;
-    (chdr.r#type == HeaderType::Config as i32).then_some(env)
+    match HeaderType::try_from(chdr.r#type) {
+        Ok(t @ (HeaderType::Config | HeaderType::OrdererTransaction)) => Some((t, env)),
+        _ => None,
+    }
+}
+
+/// A proposed `ConfigEnvelope` encoded with `last_update` as the envelope received
+/// (Fabric re-marshals it; for a canonical envelope that is the same bytes).
+fn encode_config_envelope(proposed: ConfigEnvelope, envelope: &[u8]) -> Vec<u8> {
+    let config = proposed.config.unwrap_or_default();
+    let last_update = match marshal_envelope(Bytes::copy_from_slice(envelope)) {
+        Ok(m) => m.data().clone(),
+        Err(_) => Bytes::from(proposed.last_update.unwrap_or_default().encode_to_vec()),
+    };
+    let mut out = Vec::with_capacity(config.encoded_len() + last_update.len() + 16);
+    prost::encoding::message::encode(1, &config, &mut out);
+    prost::encoding::bytes::encode(2, &last_update, &mut out);
+    out
 }
 
 #[cfg(test)]

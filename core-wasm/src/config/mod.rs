@@ -4,7 +4,9 @@
 //! The config tree: `/Channel` (values `Capabilities`, `HashingAlgorithm`, ...), its
 //! `Orderer` group (values `ConsensusType`, `BatchSize`, `BatchTimeout`,
 //! `Capabilities`; one group per org with an `MSP` value) and its `Application` group
-//! (value `Capabilities`; one group per org with an `MSP` value).
+//! (value `Capabilities`; one group per org with an `MSP` value). A system channel has
+//! a `Consortiums` group instead of `Application`: one group per consortium (value
+//! `ChannelCreationPolicy`), each with its org groups.
 
 mod duration;
 mod error;
@@ -30,6 +32,8 @@ pub use error::{ConfigError, DurationError};
 
 const ORDERER_GROUP: &str = "Orderer";
 const APPLICATION_GROUP: &str = "Application";
+pub(crate) const CONSORTIUMS_GROUP: &str = "Consortiums";
+const CHANNEL_RESTRICTIONS_KEY: &str = "ChannelRestrictions";
 const CAPABILITIES_KEY: &str = "Capabilities";
 const CONSENSUS_TYPE_KEY: &str = "ConsensusType";
 const BATCH_SIZE_KEY: &str = "BatchSize";
@@ -82,6 +86,9 @@ pub struct ChannelConfig {
     pub application_org_ids: Vec<String>,
     /// Every policy of the config, by absolute path.
     pub policies: PolicyManager,
+    /// `Orderer/ChannelRestrictions.max_count`: how many channels a system channel
+    /// may create (0: no limit).
+    pub max_channels: u64,
     /// The decoded `common.Config` this was parsed from.
     pub config: Config,
 }
@@ -178,6 +185,14 @@ impl ChannelConfig {
             Some(group) => org_msps(group, &mut msp_configs)?,
             None => Vec::new(),
         };
+        // As Fabric's channelconfig: a system channel knows the consortiums' MSPs too.
+        if let Some(consortiums) = channel.groups.get(CONSORTIUMS_GROUP) {
+            for consortium in consortiums.groups.values() {
+                org_msps(consortium, &mut msp_configs)?;
+            }
+        }
+        let max_channels = value::<ab::ChannelRestrictions>(orderer, CHANNEL_RESTRICTIONS_KEY)?
+            .map_or(0, |r| r.max_count);
         let msps = MspManager::new(&msp_configs, crypto)?;
         let policies = PolicyManager::from_channel_group(channel).map_err(ConfigError::Policies)?;
 
@@ -194,8 +209,15 @@ impl ChannelConfig {
             orderer_org_ids,
             application_org_ids,
             policies,
+            max_channels,
             config: config.clone(),
         })
+    }
+
+    /// Whether this is an orderer system channel (Fabric's `ConsortiumsConfig()` ok).
+    pub fn is_system_channel(&self) -> bool {
+        (self.config.channel_group.as_ref())
+            .is_some_and(|g| g.groups.contains_key(CONSORTIUMS_GROUP))
     }
 
     fn has_orderer_capability(&self, names: &[&str]) -> bool {

@@ -29,3 +29,17 @@ pub enum ConfigTxError {
     #[error("config currently at sequence {current}, cannot validate config at sequence {next}")]
     Sequence { current: u64, next: u64 },
 }
+
+/// Why a channel name is not one Fabric allows (`configtx.ValidateChannelID` texts).
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ChannelIdError {
+    #[error("channel ID illegal, cannot be empty")]
+    Empty,
+    #[error(
+        "channel ID illegal, cannot be longer than {}",
+        super::MAX_CHANNEL_ID_LENGTH
+    )]
+    TooLong,
+    #[error("'{0}' contains illegal characters")]
+    IllegalCharacters(String),
+}

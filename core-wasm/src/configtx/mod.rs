@@ -34,12 +34,33 @@ use crate::crypto::Crypto;
 use crate::filters::{self, ParsedEnvelope};
 use crate::rejection::Rejection;
 use maintenance::inspect_maintenance;
-use update::{authorize_update, validate_new};
+use update::authorize_update;
+pub(crate) use update::validate_new;
 
-pub use error::ConfigTxError;
+pub use error::{ChannelIdError, ConfigTxError};
 
 /// The config tree's root group key (Fabric's `channelconfig.RootGroupKey`).
 pub const ROOT_GROUP: &str = "Channel";
+
+/// Fabric's `configtx.MaxLength` of a channel name.
+pub const MAX_CHANNEL_ID_LENGTH: usize = 249;
+
+/// Fabric's channel name rule (`configtx.ValidateChannelID`): `[a-z][a-z0-9.-]*`, at
+/// most 249 characters.
+pub fn validate_channel_id(channel_id: &str) -> Result<(), ChannelIdError> {
+    let mut chars = channel_id.chars();
+    let Some(first) = chars.next() else {
+        return Err(ChannelIdError::Empty);
+    };
+    if channel_id.len() > MAX_CHANNEL_ID_LENGTH {
+        return Err(ChannelIdError::TooLong);
+    }
+    let rest_ok = chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '.' | '-'));
+    if !first.is_ascii_lowercase() || !rest_ok {
+        return Err(ChannelIdError::IllegalCharacters(channel_id.to_string()));
+    }
+    Ok(())
+}
 
 /// The Go name of a header type (`cb.HeaderType.String()`).
 fn header_type_name(t: i32) -> String {
@@ -49,7 +70,7 @@ fn header_type_name(t: i32) -> String {
 }
 
 /// Fabric's `protoutil.UnmarshalEnvelopeOfType`: the channel id and the payload data.
-fn unmarshal_envelope_of_type(
+pub(crate) fn unmarshal_envelope_of_type(
     envelope: &Envelope,
     header_type: HeaderType,
 ) -> Result<(String, Bytes), ConfigTxError> {
@@ -120,15 +141,37 @@ fn propose(
     })?;
     let channel_group = authorize_update(config, &update_env, now_unix_nanos, crypto)
         .map_err(|e| apply_error(config, e))?;
-    let next = Config {
-        sequence: config.sequence.wrapping_add(1),
-        channel_group: Some(channel_group),
-    };
+    let next = next_config(config, channel_group);
     // CreateBundle, checkResources, ValidateNew.
     ChannelConfig::from_config(&config.channel_id, &next, crypto)
         .map_err(|e| apply_error(config, e))?;
     validate_new(&config.config, &next).map_err(|e| apply_error(config, e))?;
     Ok(next)
+}
+
+fn next_config(
+    config: &ChannelConfig,
+    channel_group: fabric_protos::common::ConfigGroup,
+) -> Config {
+    Config {
+        sequence: config.sequence.wrapping_add(1),
+        channel_group: Some(channel_group),
+    }
+}
+
+/// Fabric's `ValidatorImpl.ProposeConfigUpdate` alone, without the new bundle's
+/// checks (what channel creation runs on its template): the config the CONFIG_UPDATE
+/// `envelope` leads to from `config`, at sequence + 1, or Fabric's text.
+pub(crate) fn propose_unchecked(
+    config: &ChannelConfig,
+    envelope: &Envelope,
+    now_unix_nanos: u64,
+    crypto: &dyn Crypto,
+) -> Result<Config, String> {
+    let update_env = envelope_to_config_update(envelope)
+        .map_err(|e| format!("error converting envelope to config update: {e}"))?;
+    let channel_group = authorize_update(config, &update_env, now_unix_nanos, crypto)?;
+    Ok(next_config(config, channel_group))
 }
 
 /// `msgprocessor.CreateStandardChannelFilters` applied to an envelope made by the

@@ -170,7 +170,7 @@ fn org_msp_ids(group: &ConfigGroup) -> BTreeMap<&str, String> {
 }
 
 /// Fabric's `Bundle.ValidateNew` (orderer and application parts).
-pub(super) fn validate_new(old: &Config, new: &Config) -> Result<(), String> {
+pub(crate) fn validate_new(old: &Config, new: &Config) -> Result<(), String> {
     let (Some(old), Some(new)) = (old.channel_group.as_ref(), new.channel_group.as_ref()) else {
         return Err("config has no channel group".into());
     };

@@ -77,6 +77,13 @@ trait Instance: Send {
     fn authorize_deliver(&mut self, envelope: &[u8], now: u64) -> Answer<u64>;
     fn propose_config_update(&mut self, envelope: &[u8], now: u64) -> Answer<Vec<u8>>;
     fn validate_config(&mut self, envelope: &[u8], now: u64) -> Answer<Verdict>;
+    fn propose_channel_creation(&mut self, envelope: &[u8], now: u64) -> Answer<Vec<u8>>;
+    fn validate_orderer_transaction(
+        &mut self,
+        envelope: &[u8],
+        now: u64,
+        channels: u64,
+    ) -> Answer<Verdict>;
     fn config_sequence(&mut self) -> Result<u64, CoreFault>;
     fn order(&mut self, envelope: &[u8], config_seq: u64, now: u64) -> Result<Cut, CoreFault>;
     fn cut(&mut self) -> Result<Option<BuiltBlock>, CoreFault>;
@@ -282,6 +289,27 @@ impl CoreChannel {
         now_unix_nanos: u64,
     ) -> Result<Verdict, Rejection> {
         self.answer(|i| i.validate_config(envelope, now_unix_nanos))
+    }
+
+    /// System channel: Ok is the encoded first ConfigEnvelope of the channel the
+    /// creation request creates, for the orderer to sign.
+    pub fn propose_channel_creation(
+        &mut self,
+        envelope: &[u8],
+        now_unix_nanos: u64,
+    ) -> Result<Vec<u8>, Rejection> {
+        self.answer(|i| i.propose_channel_creation(envelope, now_unix_nanos))
+    }
+
+    /// System channel: the filters of an ORDERER_TRANSACTION; `channels` is how many
+    /// channels this orderer has.
+    pub fn validate_orderer_transaction(
+        &mut self,
+        envelope: &[u8],
+        now_unix_nanos: u64,
+        channels: u64,
+    ) -> Result<Verdict, Rejection> {
+        self.answer(|i| i.validate_orderer_transaction(envelope, now_unix_nanos, channels))
     }
 
     pub fn config_sequence(&mut self) -> Result<u64, CoreFault> {

@@ -78,6 +78,19 @@ impl Instance for NativeInstance {
         self.call(|c| c.validate_config(envelope, now))
     }
 
+    fn propose_channel_creation(&mut self, envelope: &[u8], now: u64) -> Answer<Vec<u8>> {
+        self.call(|c| c.propose_channel_creation(envelope, now))
+    }
+
+    fn validate_orderer_transaction(
+        &mut self,
+        envelope: &[u8],
+        now: u64,
+        channels: u64,
+    ) -> Answer<Verdict> {
+        self.call(|c| c.validate_orderer_transaction(envelope, channels, now))
+    }
+
     fn config_sequence(&mut self) -> Result<u64, CoreFault> {
         self.call(|c| c.config_sequence())
     }

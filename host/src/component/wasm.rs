@@ -171,6 +171,22 @@ impl Instance for WasmInstance {
         Ok(answer.map(verdict).map_err(rejection))
     }
 
+    fn propose_channel_creation(&mut self, envelope: &[u8], now: u64) -> Answer<Vec<u8>> {
+        let answer = self.call(|c, s, ch| c.call_propose_channel_creation(s, ch, envelope, now))?;
+        Ok(answer.map_err(rejection))
+    }
+
+    fn validate_orderer_transaction(
+        &mut self,
+        envelope: &[u8],
+        now: u64,
+        channels: u64,
+    ) -> Answer<Verdict> {
+        let answer = self
+            .call(|c, s, ch| c.call_validate_orderer_transaction(s, ch, envelope, now, channels))?;
+        Ok(answer.map(verdict).map_err(rejection))
+    }
+
     fn config_sequence(&mut self) -> Result<u64, CoreFault> {
         self.call(|c, s, ch| c.call_config_sequence(s, ch))
     }
