@@ -53,13 +53,13 @@ pub async fn process(registrar: &Registrar, envelope: Envelope) -> Result<(), Re
     let chdr = channel_header(&envelope)
         .map_err(|e| Rejection::bad_request(format!("could not determine channel ID: {e}")))?;
     // Without a system channel, Fabric v2.5 answers an unknown channel this way.
-    let support = registrar.get(&chdr.channel_id).ok_or_else(|| {
+    let support = registrar.broadcast_support(&chdr.channel_id).ok_or_else(|| {
         Rejection::bad_request("channel creation request not allowed because the orderer system channel is not defined")
     })?;
     let now = now_unix_nanos();
     // On this task, not a blocking thread: a validation is tens of µs, and handing it
     // to another thread costs more than it saves.
-    let message = support.processor.process(chdr.r#type, &envelope, now)?;
+    let message = support.processor.process(&chdr, &envelope, now)?;
     let accepted = message.accepted().clone();
     let ordered = match message {
         Message::Normal {

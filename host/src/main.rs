@@ -107,7 +107,7 @@ async fn start(args: config::StartArgs) -> Result<()> {
     };
     let signer = Arc::new(identity::Signer::from_msp_dir(&msp_dir, &msp_id)?);
     let core_settings = args.core_settings();
-    let registrar = Arc::new(if args.native_core {
+    let registrar = if args.native_core {
         let cache = component::ComponentCache::new(data_dir.join("components"));
         let core = component::CoreComponent::native();
         multichannel::Registrar::with_core(data_dir.clone(), signer, core, cache, core_settings)
@@ -127,7 +127,7 @@ async fn start(args: config::StartArgs) -> Result<()> {
             multichannel::Registrar::new(data_dir.clone(), signer, &core_wasm, core_settings)
         })
         .context(what)?
-    });
+    };
     let core = registrar.default_core();
     tracing::info!(
         "ordering core {} {} ({}, {})",
@@ -141,6 +141,21 @@ async fn start(args: config::StartArgs) -> Result<()> {
         }
     );
     registrar.open_existing()?;
+    if let Some(path) = &settings.bootstrap_file {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("General.BootstrapFile {}", path.display()))?;
+        match registrar
+            .bootstrap(&bytes)
+            .with_context(|| format!("General.BootstrapFile {}", path.display()))?
+        {
+            Some(channel) => tracing::info!(
+                channel,
+                "bootstrapped system channel from {}",
+                path.display()
+            ),
+            None => tracing::info!("not bootstrapping the system channel: the ledger has channels"),
+        }
+    }
     for path in &genesis_blocks {
         let bytes =
             std::fs::read(path).with_context(|| format!("genesis block {}", path.display()))?;

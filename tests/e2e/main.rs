@@ -14,4 +14,5 @@ mod osnadmin;
 mod participation;
 mod readme;
 mod restart;
+mod syschannel;
 mod tls;

@@ -21,19 +21,19 @@ const CHANNELS: &str = "/participation/v1/channels";
 const WAIT: Duration = Duration::from_secs(20);
 const BOUNDARY: &str = "e2e0boundary0123";
 
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Answer {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers.get(name).map_or("", |v| v.to_str().unwrap())
     }
 }
 
-async fn call(
+pub(crate) async fn call(
     orderer: &Orderer,
     method: Method,
     path: &str,
@@ -61,12 +61,12 @@ async fn call(
     }
 }
 
-async fn get(orderer: &Orderer, path: &str) -> Answer {
+pub(crate) async fn get(orderer: &Orderer, path: &str) -> Answer {
     call(orderer, Method::GET, path, &[], vec![]).await
 }
 
 /// POST a multipart form with the block as its `config-block` file, as osnadmin does.
-async fn join(orderer: &Orderer, block: &[u8]) -> Answer {
+pub(crate) async fn join(orderer: &Orderer, block: &[u8]) -> Answer {
     let mut body = format!(
         "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"config-block\"; filename=\"config.block\"\r\nContent-Type: application/octet-stream\r\n\r\n"
     )

@@ -168,14 +168,19 @@ fn list(api: &Api, headers: &HeaderMap) -> Response {
     if let Err(refused) = negotiate(headers) {
         return refused.into_response();
     }
+    let system = api.registrar.system_channel_id();
     let channels: Vec<ChannelInfoShort> = (api.registrar.channel_names().into_iter())
+        .filter(|name| Some(name) != system.as_ref())
         .map(|name| ChannelInfoShort {
             url: url(&name),
             name,
         })
         .collect();
     let list = ChannelList {
-        system_channel: None,
+        system_channel: system.map(|name| ChannelInfoShort {
+            url: url(&name),
+            name,
+        }),
         channels: (!channels.is_empty()).then_some(channels),
     };
     no_store(json(StatusCode::OK, &list))
@@ -301,6 +306,9 @@ async fn read_limited(body: Body, limit: usize) -> Result<(Vec<u8>, bool), axum:
 
 /// Fabric's `sendJoinError`.
 fn join_error(e: JoinError) -> Response {
+    if matches!(e, JoinError::SystemChannelExists) {
+        return not_allowed(format!("cannot join: {e}"), "GET");
+    }
     let status = match e {
         JoinError::AppChannelsExist => StatusCode::FORBIDDEN,
         JoinError::PendingRemoval => StatusCode::CONFLICT,
@@ -318,8 +326,12 @@ async fn remove(api: &Api, headers: &HeaderMap, channel: &str) -> Response {
         return StatusCode::NO_CONTENT.into_response();
     };
     let status = match e {
+        RemoveError::SystemChannelExists => {
+            return not_allowed(format!("cannot remove: {e}"), "GET");
+        }
         RemoveError::NotExist => StatusCode::NOT_FOUND,
         RemoveError::PendingRemoval => StatusCode::CONFLICT,
+        RemoveError::SoloSystemChannel { .. } => StatusCode::BAD_REQUEST,
         RemoveError::Ledger { .. } => {
             tracing::error!(channel, "removing the channel: {e}");
             StatusCode::BAD_REQUEST

@@ -34,7 +34,7 @@ fn registrar(dir: &Path) -> Arc<Registrar> {
         CoreSettings::default(),
     );
     registrar.open_existing().unwrap();
-    Arc::new(registrar)
+    registrar
 }
 
 /// A multipart body as Go's `multipart.Writer` makes it: `(name, file name, bytes)`.

@@ -2,7 +2,8 @@
 //! Files are standard Fabric messages: a config block (`fetch-config`) and a
 //! CONFIG_UPDATE envelope (`update --output`, `sign`, `submit`), so `configtxlator`
 //! and `peer channel signconfigtx/update` work on ours and we on theirs. `join`,
-//! `list` and `remove` are `osnadmin channel`'s, through the admin listener.
+//! `list` and `remove` are `osnadmin channel`'s, through the admin listener. `create`
+//! is `peer channel create`'s, for an orderer with a system channel.
 
 use super::configupdate::{self, BatchEdits};
 use super::participation;
@@ -10,9 +11,10 @@ use super::{DeliverSession, Identity, connect};
 use crate::identity::Signer;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
-use fabric_protos::common::{Envelope, Status};
+use fabric_protos::common::{ConfigUpdate, Envelope, Status};
 use prost::Message;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
 pub struct ChannelArgs {
@@ -67,6 +69,24 @@ pub enum ChannelCommand {
         identity: Identity,
         #[arg(long)]
         input: PathBuf,
+    },
+    /// Create a channel through the orderer's system channel, as `peer channel
+    /// create` does: sign the creation transaction (`configtxgen
+    /// -outputCreateChannelTx`) as --msp-dir (an admin of an org of the channel's
+    /// consortium), send it, and write the new channel's genesis block. --channel
+    /// names the new channel.
+    Create {
+        #[command(flatten)]
+        identity: Identity,
+        /// The creation transaction (a CONFIG_UPDATE envelope).
+        #[arg(long)]
+        tx_file: PathBuf,
+        /// Where the genesis block goes [default: <channel>.block].
+        #[arg(long)]
+        output_block: Option<PathBuf>,
+        /// How long to wait for the genesis block, in seconds.
+        #[arg(long, default_value_t = 15)]
+        timeout_secs: u64,
     },
     /// Join the orderer to the channel of a config block (as `osnadmin channel join`).
     Join {
@@ -210,6 +230,22 @@ pub async fn run(args: ChannelArgs) -> Result<()> {
         ChannelCommand::Submit { identity, input } => {
             submit(&identity, read_envelope(&input)?).await
         }
+        ChannelCommand::Create {
+            identity,
+            tx_file,
+            output_block,
+            timeout_secs,
+        } => {
+            let output =
+                output_block.unwrap_or_else(|| format!("{}.block", identity.channel).into());
+            create(
+                &identity,
+                &tx_file,
+                &output,
+                Duration::from_secs(timeout_secs),
+            )
+            .await
+        }
         ChannelCommand::Join {
             admin,
             config_block,
@@ -223,7 +259,68 @@ pub async fn run(args: ChannelArgs) -> Result<()> {
     }
 }
 
+/// `peer channel create`: the creation transaction's config update, signed and
+/// re-wrapped by the identity, sent; then block 0 of the new channel, fetched.
+async fn create(
+    identity: &Identity,
+    tx_file: &Path,
+    output: &Path,
+    timeout: Duration,
+) -> Result<()> {
+    let tx = read_envelope(tx_file)?;
+    let mut update =
+        configupdate::update_of_envelope(&tx).with_context(|| format!("{}", tx_file.display()))?;
+    let named = ConfigUpdate::decode(update.config_update.clone())
+        .map_err(|e| {
+            anyhow!(
+                "{}: not a channel creation transaction: {e}",
+                tx_file.display()
+            )
+        })?
+        .channel_id;
+    if named != identity.channel {
+        bail!(
+            "{}: the transaction creates channel {named:?}, not --channel {:?}",
+            tx_file.display(),
+            identity.channel
+        );
+    }
+    let signer = Signer::from_msp_dir(&identity.msp_dir, &identity.msp_id)?;
+    configupdate::add_signature(&mut update, &signer);
+    let envelope = configupdate::update_envelope(&identity.channel, &update, &signer);
+    broadcast_one(identity, envelope, "channel creation").await?;
+    let deadline = Instant::now() + timeout;
+    let block = loop {
+        let attempt = match DeliverSession::open(identity).await {
+            Ok(mut session) => session.single(0).await,
+            Err(e) => Err(e),
+        };
+        match attempt {
+            Ok(block) => break block,
+            Err(e) if Instant::now() >= deadline => {
+                bail!(
+                    "no genesis block of {} within {timeout:?}: {e:#}",
+                    identity.channel
+                )
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    write(output, &block.encode_to_vec())?;
+    println!(
+        "channel {} created; genesis block written to {}",
+        identity.channel,
+        output.display()
+    );
+    Ok(())
+}
+
 async fn submit(identity: &Identity, envelope: Envelope) -> Result<()> {
+    broadcast_one(identity, envelope, "config update").await
+}
+
+/// Sends one envelope; Ok on SUCCESS, else the status and info.
+async fn broadcast_one(identity: &Identity, envelope: Envelope, what: &str) -> Result<()> {
     let mut client = connect(identity).await?;
     let mut answers = client
         .broadcast(tokio_stream::iter(vec![envelope]))
@@ -236,9 +333,9 @@ async fn submit(identity: &Identity, envelope: Envelope) -> Result<()> {
     let status = Status::try_from(answer.status)
         .map_or(answer.status.to_string(), |s| s.as_str_name().into());
     if answer.status != Status::Success as i32 {
-        bail!("config update rejected: {status}: {}", answer.info);
+        bail!("{what} rejected: {status}: {}", answer.info);
     }
-    println!("config update accepted: {status}");
+    println!("{what} accepted: {status}");
     Ok(())
 }
 

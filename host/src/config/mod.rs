@@ -44,6 +44,12 @@ pub struct StartArgs {
     #[arg(long = "genesis-block")]
     pub genesis_blocks: Vec<PathBuf>,
 
+    /// Start a system channel from this genesis block when the ledger has no channel
+    /// yet (Fabric 2.x; channels are then created through it, as `peer channel
+    /// create` does) [General.BootstrapMethod: file and General.BootstrapFile]
+    #[arg(long)]
+    pub bootstrap_file: Option<PathBuf>,
+
     /// Admin listener (core component status, load, rollback, dry-run), HOST:PORT
     /// [Admin.ListenAddress; default 127.0.0.1:9443]
     #[arg(long)]
@@ -100,6 +106,8 @@ pub struct Settings {
     /// Admin.TLS, when enabled (client certificates are then required).
     pub admin_tls: Option<ServerTlsFiles>,
     pub admin_insecure: bool,
+    /// The system channel's genesis block, when bootstrapping from one.
+    pub bootstrap_file: Option<PathBuf>,
     /// Settings given a value this orderer does not implement, as `Key (where)`: the
     /// start-up warning.
     pub unimplemented: Vec<String>,
@@ -119,6 +127,8 @@ pub const IMPLEMENTED: &[&str] = &[
     "General.TLS.ClientAuthRequired",
     "General.TLS.ClientRootCAs",
     "General.BootstrapMethod",
+    "General.BootstrapFile",
+    "General.GenesisFile",
     "General.GenesisMethod",
     "General.LocalMSPDir",
     "General.LocalMSPID",
@@ -207,14 +217,13 @@ impl StartArgs {
             }
         };
 
-        if given("General.BootstrapMethod") || given("General.GenesisMethod") {
+        let mut bootstrap_file = self.bootstrap_file.clone();
+        if bootstrap_file.is_none()
+            && (given("General.BootstrapMethod") || given("General.GenesisMethod"))
+        {
             match c.general.bootstrap_method.as_str() {
                 "none" => {}
-                "file" => {
-                    let problem = "file (a system channel from General.BootstrapFile) is not \
-                        implemented; set it to none and join channels with --genesis-block";
-                    return Err(invalid("General.BootstrapMethod", problem.into()));
-                }
+                "file" => bootstrap_file = Some(PathBuf::from(&c.general.bootstrap_file)),
                 other => {
                     let problem = format!("unknown bootstrap method {other:?} (none or file)");
                     return Err(invalid("General.BootstrapMethod", problem));
@@ -249,6 +258,7 @@ impl StartArgs {
             admin_listen,
             admin_tls,
             admin_insecure: self.admin_insecure,
+            bootstrap_file,
             unimplemented,
             ignored_env: loaded.ignored_env.clone(),
         })

@@ -193,30 +193,24 @@ fn one_half_of_the_msp_is_an_error() {
 }
 
 #[test]
-fn bootstrap_method_file_is_refused_naming_the_key() {
+fn bootstrap_method_file_names_the_system_channel_genesis_block() {
     let yaml = YAML.replace("BootstrapMethod: none", "BootstrapMethod: file");
     let (dir, s) = with_file(&yaml, &[], &[]);
-    let err = s.unwrap_err().to_string();
-    let file = dir.path().join("orderer.yaml");
-    assert_eq!(
-        err,
-        format!(
-            "{}: General.BootstrapMethod: file (a system channel from General.BootstrapFile) \
-             is not implemented; set it to none and join channels with --genesis-block",
-            file.display()
-        )
-    );
+    // General.BootstrapFile, relative to the file's folder.
+    let genesis = dir.path().join("genesisblock");
+    assert_eq!(s.unwrap().bootstrap_file, Some(genesis));
     // Fabric's default when the file does not say: also `file`.
     let yaml = YAML.replace("  BootstrapMethod: none\n", "");
-    assert!(
-        with_file(&yaml, &[], &[])
-            .1
-            .unwrap_err()
-            .to_string()
-            .contains("General.BootstrapMethod: file")
+    let (dir, s) = with_file(&yaml, &[], &[]);
+    assert_eq!(
+        s.unwrap().bootstrap_file,
+        Some(dir.path().join("genesisblock"))
     );
+    // The flag beats the file.
+    let (_dir, s) = with_file(&yaml, &["--bootstrap-file", "/sys.block"], &[]);
+    assert_eq!(s.unwrap().bootstrap_file, Some("/sys.block".into()));
     let (_dir, s) = with_file(&yaml, &[], &[("ORDERER_GENERAL_BOOTSTRAPMETHOD", "none")]);
-    assert!(s.is_ok());
+    assert_eq!(s.unwrap().bootstrap_file, None);
     let (_dir, s) = with_file(&yaml, &[], &[("ORDERER_GENERAL_BOOTSTRAPMETHOD", "kafka")]);
     assert_eq!(
         s.unwrap_err().to_string(),

@@ -90,7 +90,7 @@ fn registrar(dir: &Path, settings: CoreSettings) -> Arc<Registrar> {
     registrar.open_existing().unwrap();
     let genesis = std::fs::read(fixtures().join("blocks/mychannel-solo-genesis.block")).unwrap();
     registrar.join(&genesis).unwrap();
-    Arc::new(registrar)
+    registrar
 }
 
 /// A signed transaction with `size` bytes of data, unique per `seed`.

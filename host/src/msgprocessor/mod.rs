@@ -8,15 +8,20 @@
 //!   and policies and returns the new config, which the orderer signs into a CONFIG
 //!   envelope that passes the filters again (ProcessConfigUpdateMsg + ProcessConfigMsg);
 //! - CONFIG and ORDERER_TRANSACTION envelopes from clients are refused.
+//!
+//! On the system channel (see [`systemchannel`]) it also takes what no other channel
+//! does: a CONFIG_UPDATE for a channel that does not exist is a channel creation.
 
+mod systemchannel;
 mod validators;
 
+pub use systemchannel::ChainCreator;
 pub use validators::ValidatorPool;
 
 use crate::component::{CoreChannel, OpenError};
 use crate::identity::Signer;
 use bytes::Bytes;
-use fabric_protos::common::{Envelope, HeaderType, Status};
+use fabric_protos::common::{ChannelHeader, Envelope, HeaderType, Status};
 use ordering_core::Rejection;
 use prost::Message as _;
 use std::sync::Arc;
@@ -50,11 +55,13 @@ impl Message {
 }
 
 /// One channel's processor: its validator instances of the core and the orderer's
-/// signer (for the CONFIG envelopes it makes).
+/// signer (for the CONFIG envelopes it makes); on the system channel, also who
+/// counts the channels (Fabric's SystemChannel).
 pub struct StandardChannel {
     channel_id: String,
     validators: Arc<ValidatorPool>,
     signer: Arc<Signer>,
+    system: Option<Arc<dyn ChainCreator>>,
 }
 
 impl StandardChannel {
@@ -63,21 +70,41 @@ impl StandardChannel {
             channel_id: channel_id.to_string(),
             validators,
             signer,
+            system: None,
         }
+    }
+
+    /// The system channel's processor: it also creates channels.
+    pub fn system(
+        channel_id: &str,
+        validators: Arc<ValidatorPool>,
+        signer: Arc<Signer>,
+        creator: Arc<dyn ChainCreator>,
+    ) -> Self {
+        StandardChannel {
+            system: Some(creator),
+            ..Self::new(channel_id, validators, signer)
+        }
+    }
+
+    pub fn is_system(&self) -> bool {
+        self.system.is_some()
     }
 
     pub fn validators(&self) -> &Arc<ValidatorPool> {
         &self.validators
     }
 
-    /// Broadcast's path for an envelope of this channel whose channel header has
-    /// `header_type`. Blocking: calls into the core.
+    /// Broadcast's path for an envelope whose channel header is `chdr`: one of this
+    /// channel's, or on the system channel one for a channel that does not exist.
+    /// Blocking: calls into the core.
     pub fn process(
         &self,
-        header_type: i32,
+        chdr: &ChannelHeader,
         envelope: &Envelope,
         now: u64,
     ) -> Result<Message, Rejection> {
+        let header_type = chdr.r#type;
         if matches!(
             HeaderType::try_from(header_type),
             Ok(HeaderType::Config | HeaderType::OrdererTransaction)
@@ -98,6 +125,11 @@ impl StandardChannel {
             )));
         }
         let raw = Bytes::from(envelope.encode_to_vec());
+        if let Some(creator) = &self.system
+            && chdr.channel_id != self.channel_id
+        {
+            return self.for_other_channel(creator.as_ref(), header_type, raw, now);
+        }
         let verdict = self.in_core(|c| c.validate(&raw, now))?;
         if !verdict.is_config_update {
             return Ok(Message::Normal {
@@ -116,6 +148,13 @@ impl StandardChannel {
     /// the CONFIG envelope the orderer signs for it, filtered again. The chain calls
     /// it again for an update validated under an older config, as Fabric's solo does.
     pub fn process_config_update(&self, update: &[u8], now: u64) -> Result<Bytes, Rejection> {
+        if let Some(creator) = &self.system
+            && !self.is_own(update)
+        {
+            return self
+                .create_channel(creator.as_ref(), update, now)
+                .map(|(tx, _)| tx);
+        }
         let config = self.in_core(|c| c.propose_config_update(update, now))?;
         let envelope = self
             .signer

@@ -32,8 +32,8 @@ fn processor() -> StandardChannel {
 }
 
 fn process(processor: &StandardChannel, envelope: &Envelope) -> Result<Message, Rejection> {
-    let header_type = channel_header(envelope).unwrap().r#type;
-    processor.process(header_type, envelope, now_unix_nanos())
+    let chdr = channel_header(envelope).unwrap();
+    processor.process(&chdr, envelope, now_unix_nanos())
 }
 
 #[test]

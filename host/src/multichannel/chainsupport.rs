@@ -2,6 +2,7 @@
 //! processor, chain and core slot, shared by Broadcast, Deliver and the admin API;
 //! and [`ChainWriter`], the chain's side of the channel (its ConsenterSupport).
 
+use super::Registrar;
 use super::blockwriter::BlockWriter;
 use super::committer::Committer;
 use crate::component::{CoreBlock, CoreComponent, FaultSink};
@@ -13,7 +14,7 @@ use anyhow::Result;
 use bytes::Bytes;
 use ordering_core::Rejection;
 use prost::Message;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use tokio::sync::watch;
 
 /// Everything Broadcast, Deliver and the admin API need of one channel.
@@ -88,6 +89,8 @@ pub struct ChainWriter {
     pub committer: Committer,
     pub processor: Arc<StandardChannel>,
     pub slot: Arc<CoreSlot>,
+    /// On the system channel: where the channels its ORDERER_TRANSACTIONs create go.
+    pub registrar: Option<Weak<Registrar>>,
 }
 
 impl ConsenterSupport for ChainWriter {
@@ -108,6 +111,13 @@ impl ConsenterSupport for ChainWriter {
     }
 
     fn write_block(&mut self, block: &CoreBlock) -> Result<()> {
+        // As Fabric's block writer: the new channel exists before the system
+        // channel's block that creates it is written.
+        if let Some(registrar) = self.registrar.as_ref().and_then(Weak::upgrade)
+            && let Some(config_tx) = super::creation::created_channel(block)
+        {
+            registrar.create_channel(config_tx)?;
+        }
         self.committer.append(self.writer.finish(block))
     }
 

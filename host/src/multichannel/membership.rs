@@ -18,37 +18,7 @@ use prost::Message;
 use std::fs;
 use std::path::Path;
 
-/// Fabric's `configtx.MaxLength` of a channel name.
-const MAX_CHANNEL_ID_LENGTH: usize = 249;
-
-/// Why a channel name is not one Fabric allows (Fabric's `configtx.ValidateChannelID`
-/// texts).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ChannelIdError {
-    #[error("channel ID illegal, cannot be empty")]
-    Empty,
-    #[error("channel ID illegal, cannot be longer than {MAX_CHANNEL_ID_LENGTH}")]
-    TooLong,
-    #[error("'{0}' contains illegal characters")]
-    IllegalCharacters(String),
-}
-
-/// Fabric's channel name rule, `[a-z][a-z0-9.-]*` of at most 249 characters; it
-/// also keeps the name a single path component of the ledger folder.
-pub fn validate_channel_id(channel_id: &str) -> Result<(), ChannelIdError> {
-    let mut chars = channel_id.chars();
-    let Some(first) = chars.next() else {
-        return Err(ChannelIdError::Empty);
-    };
-    if channel_id.len() > MAX_CHANNEL_ID_LENGTH {
-        return Err(ChannelIdError::TooLong);
-    }
-    let rest_ok = chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '.' | '-'));
-    if !first.is_ascii_lowercase() || !rest_ok {
-        return Err(ChannelIdError::IllegalCharacters(channel_id.to_string()));
-    }
-    Ok(())
-}
+pub use ordering_core::configtx::{ChannelIdError, validate_channel_id};
 
 /// Why a channel was not joined. The texts are Fabric's where Fabric has them.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +33,12 @@ pub enum JoinError {
     PendingRemoval,
     #[error("channel removal failure")]
     RemovalFailure,
+    /// Fabric's `ValidateBootstrapBlock` text.
+    #[error("the block isn't a system channel block because it lacks ConsortiumsConfig")]
+    NotSystemChannel,
+    /// Fabric 2.5 joins no channel while a system channel exists.
+    #[error("system channel exists")]
+    SystemChannelExists,
     /// Fabric joins a system channel only on an orderer without channels.
     #[error("application channels already exist")]
     AppChannelsExist,
@@ -91,6 +67,13 @@ pub enum RemoveError {
     NotExist,
     #[error("channel pending removal")]
     PendingRemoval,
+    /// Fabric 2.5 removes no channel but the system channel while it exists.
+    #[error("system channel exists")]
+    SystemChannelExists,
+    /// Only an etcdraft system channel can be removed (its channels carry on
+    /// without it).
+    #[error("cannot remove {kind} system channel: {channel}")]
+    SoloSystemChannel { kind: String, channel: String },
     #[error("moving the ledger of channel {channel} away: {error}")]
     Ledger {
         channel: String,
@@ -127,6 +110,9 @@ impl Registrar {
             Some(_) => return Err(JoinError::PendingRemoval),
             None => {}
         }
+        if self.system_channel_id().is_some() {
+            return Err(JoinError::SystemChannelExists);
+        }
         if self.get(&channel_id).is_some() {
             return Ok((channel_id, Joined::AlreadyMember));
         }
@@ -159,6 +145,27 @@ impl Registrar {
         Ok((channel_id, Joined::New))
     }
 
+    /// Starts the system channel from its genesis block (Fabric's bootstrap with
+    /// `BootstrapMethod: file`) when this orderer has no channel yet; `None` when it
+    /// has channels (the file is then not read again, as in Fabric). Blocking.
+    pub fn bootstrap(&self, block: &[u8]) -> Result<Option<String>, JoinError> {
+        let config = ChannelConfig::from_config_block(block, &NativeCrypto)?;
+        if !config.is_system_channel() {
+            return Err(JoinError::NotSystemChannel);
+        }
+        let _membership = self.removals.lock().unwrap();
+        if !self.chains.read().unwrap().is_empty() {
+            return Ok(None);
+        }
+        let channel_id = config.channel_id.clone();
+        validate_channel_id(&channel_id)?;
+        consenter_metadata(&config)?;
+        self.write_genesis(&channel_id, block)
+            .map_err(JoinError::Ledger)?;
+        self.start_channel(&channel_id).map_err(JoinError::Start)?;
+        Ok(Some(channel_id))
+    }
+
     /// Halts the channel's chain, ends its Deliver streams and removes its ledger.
     /// Once this returns Ok the channel is gone, also after a restart.
     pub async fn remove(&self, channel_id: &str) -> Result<(), RemoveError> {
@@ -171,6 +178,7 @@ impl Registrar {
                 }
                 other => other.map(|r| r.relation),
             };
+            self.may_remove(channel_id)?;
             let support = self.chains.write().unwrap().remove(channel_id);
             let Some(relation) = support.as_ref().map(|s| s.relation).or(earlier) else {
                 return Err(RemoveError::NotExist);
@@ -210,6 +218,29 @@ impl Registrar {
         }
     }
 
+    /// Fabric 2.5's rule while a system channel exists: only the system channel may
+    /// be removed, and only an etcdraft one. Once it is gone, the channels it created
+    /// are ordinary channels.
+    fn may_remove(&self, channel_id: &str) -> Result<(), RemoveError> {
+        let mut system = self.system_channel.write().unwrap();
+        let Some(system_id) = system.as_deref() else {
+            return Ok(());
+        };
+        if system_id != channel_id {
+            return Err(RemoveError::SystemChannelExists);
+        }
+        // Solo is the one non-cluster type this orderer runs.
+        let relation = self.get(channel_id).map(|s| s.relation);
+        if relation == Some(ConsensusRelation::Other) {
+            return Err(RemoveError::SoloSystemChannel {
+                kind: "solo".into(),
+                channel: channel_id.to_string(),
+            });
+        }
+        *system = None;
+        Ok(())
+    }
+
     /// A channel this orderer serves or is removing.
     pub fn channel_info(&self, channel_id: &str) -> Option<ChannelInfo> {
         if let Some(support) = self.get(channel_id) {
@@ -240,7 +271,7 @@ impl Registrar {
     }
 
     /// Writes the genesis block into a staged ledger, then moves it into `chains/`.
-    fn write_genesis(&self, channel_id: &str, block: &[u8]) -> anyhow::Result<()> {
+    pub(super) fn write_genesis(&self, channel_id: &str, block: &[u8]) -> anyhow::Result<()> {
         let staged = self.staging_dir.join(format!("join-{channel_id}"));
         remove_if_present(&staged)?;
         Ledger::open(&staged)?.append(Bytes::copy_from_slice(block))?;

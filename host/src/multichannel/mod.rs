@@ -1,11 +1,13 @@
 //! Fabric's multichannel: the registrar of the channels this orderer serves
-//! (joining a channel from its genesis block, removing one, reopening every channel
-//! from its ledger at start, looking channels up), each channel's [`ChainSupport`],
-//! and the [`BlockWriter`] that signs blocks.
+//! (joining a channel from its genesis block, creating one through the system
+//! channel, removing one, reopening every channel from its ledger at start, looking
+//! channels up), each channel's [`ChainSupport`], and the [`BlockWriter`] that signs
+//! blocks.
 
 pub mod blockwriter;
 mod chainsupport;
 mod committer;
+mod creation;
 mod membership;
 
 pub use blockwriter::{BlockWriter, ConsenterMetadata};
@@ -29,7 +31,7 @@ use ordering_core::config::ChannelConfig;
 use prost::Message;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use tokio::sync::watch;
 
 pub struct Registrar {
@@ -44,6 +46,11 @@ pub struct Registrar {
     settings: CoreSettings,
     signer: Arc<Signer>,
     chains: RwLock<BTreeMap<String, Arc<ChainSupport>>>,
+    /// The system channel's name, if this orderer has one (Fabric 2.x's bootstrap
+    /// from a system channel genesis block).
+    system_channel: RwLock<Option<String>>,
+    /// This registrar, for the system channel's chain, which creates channels in it.
+    me: Weak<Registrar>,
     /// Channels being removed. Its lock also puts joins and removals in one order
     /// (taken before `chains`).
     removals: Mutex<BTreeMap<String, Removal>>,
@@ -63,7 +70,7 @@ impl Registrar {
         signer: Arc<Signer>,
         core_wasm: &[u8],
         settings: CoreSettings,
-    ) -> Result<Self> {
+    ) -> Result<Arc<Self>> {
         let cache = ComponentCache::new(data_dir.join("components"));
         let core = cache
             .load(core_wasm, settings.limits)
@@ -79,8 +86,8 @@ impl Registrar {
         core: CoreComponent,
         cache: ComponentCache,
         settings: CoreSettings,
-    ) -> Self {
-        Registrar {
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Registrar {
             chains_dir: data_dir.join("chains"),
             staging_dir: data_dir.join("chains.staging"),
             core: Arc::new(core),
@@ -88,8 +95,10 @@ impl Registrar {
             settings,
             signer,
             chains: RwLock::default(),
+            system_channel: RwLock::default(),
+            me: me.clone(),
             removals: Mutex::default(),
-        }
+        })
     }
 
     /// The component channels start with.
@@ -135,6 +144,20 @@ impl Registrar {
         self.chains.read().unwrap().get(channel_id).cloned()
     }
 
+    /// The system channel's name, if there is one.
+    pub fn system_channel_id(&self) -> Option<String> {
+        self.system_channel.read().unwrap().clone()
+    }
+
+    /// Fabric's `BroadcastChannelSupport` lookup: the channel, or for a channel that
+    /// does not exist the system channel (which answers for it), if there is one.
+    pub fn broadcast_support(&self, channel_id: &str) -> Option<Arc<ChainSupport>> {
+        self.get(channel_id).or_else(|| {
+            let system = self.system_channel_id()?;
+            self.get(&system)
+        })
+    }
+
     pub fn channels(&self) -> Vec<(String, u64)> {
         let chains = self.chains.read().unwrap();
         chains
@@ -175,19 +198,25 @@ impl Registrar {
             }
         };
 
+        let is_system = config.is_system_channel();
+        if is_system && let Some(other) = self.system_channel_id() {
+            bail!("there appear to be two system channels, {other} and {channel_id}");
+        }
+
         let (slot, rollbacks) = CoreSlot::new(channel_id, self.core.clone(), self.settings.clone());
-        let validators = ValidatorPool::new(
+        let validators = Arc::new(ValidatorPool::new(
             &config,
             config_block,
             tip_header.into(),
             self.core.clone(),
             slot.clone(),
-        );
-        let processor = Arc::new(StandardChannel::new(
-            channel_id,
-            Arc::new(validators),
-            self.signer.clone(),
         ));
+        let processor = Arc::new(if is_system {
+            let creator = Arc::new(creation::Channels(self.me.clone()));
+            StandardChannel::system(channel_id, validators, self.signer.clone(), creator)
+        } else {
+            StandardChannel::new(channel_id, validators, self.signer.clone())
+        });
         let writer = ChainWriter {
             channel_id: channel_id.to_string(),
             ledger: ledger.clone(),
@@ -195,6 +224,7 @@ impl Registrar {
             committer: Committer::start(channel_id, ledger.clone()),
             processor: processor.clone(),
             slot: slot.clone(),
+            registrar: is_system.then(|| self.me.clone()),
         };
         let chain = Solo::new(writer, self.core.clone())
             .with_context(|| format!("opening channel {channel_id} in the ordering core"))?;
@@ -215,6 +245,13 @@ impl Registrar {
             .write()
             .unwrap()
             .insert(channel_id.to_string(), support);
+        if is_system {
+            *self.system_channel.write().unwrap() = Some(channel_id.to_string());
+            tracing::info!(
+                channel = channel_id,
+                "system channel: channels can be created through it"
+            );
+        }
         Ok(())
     }
 }

@@ -126,7 +126,8 @@ fn config_update(chain: &SoloChain<Memory>, edits: &BatchEdits) -> (Bytes, Bytes
     let (config_block, _) = processor.validators().config();
     let submitted = batch_update(&config_block, edits, &orderer_admin());
     let now = crate::protoutil::now_unix_nanos();
-    match processor.process(HeaderType::ConfigUpdate as i32, &submitted, now) {
+    let chdr = crate::protoutil::channel_header(&submitted).unwrap();
+    match processor.process(&chdr, &submitted, now) {
         Ok(Message::Config {
             envelope,
             update,
