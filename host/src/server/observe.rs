@@ -1,0 +1,107 @@
+//! What the operations listener and the client listener's TLS read of the channels
+//! served: health checks, the gauges set before a scrape, the channels' TLS CAs.
+
+use crate::comm::ChannelRoots;
+use crate::comm::trust::config_block_tls_cas;
+use crate::consensus::{ChannelStatus, ConsensusRelation};
+use crate::multichannel::Registrar;
+use crate::operations::health::{FailedCheck, HealthChecker};
+use crate::operations::metrics;
+use rustls_pki_types::CertificateDer;
+use std::sync::Arc;
+
+/// `/healthz` checks: a channel whose chain halted (it orders nothing more), a
+/// ledger whose last write or fsync failed (appends stopped).
+pub struct RegistrarHealth(pub Arc<Registrar>);
+
+impl HealthChecker for RegistrarHealth {
+    fn check(&self) -> Vec<FailedCheck> {
+        let mut failed = Vec::new();
+        for name in self.0.channel_names() {
+            let Some(support) = self.0.get(&name) else {
+                continue;
+            };
+            if let Some(why) = support.ledger.write_failure() {
+                failed.push(FailedCheck {
+                    component: "ledger".into(),
+                    reason: format!("channel {name}: the ledger cannot be written: {why}"),
+                });
+            }
+            if support.chain.errored() {
+                failed.push(FailedCheck {
+                    component: "consensus".into(),
+                    reason: format!("channel {name}: the chain has halted"),
+                });
+            }
+        }
+        failed
+    }
+}
+
+/// Sets the gauges that describe the channels served (height, participation, the
+/// component in force), dropping those of channels gone.
+pub fn refresh_gauges(registrar: &Registrar) {
+    let m = metrics();
+    for gauge in [
+        &m.ledger_blockchain_height,
+        &m.participation_status,
+        &m.participation_consensus_relation,
+        &m.core_component,
+    ] {
+        gauge.reset();
+    }
+    for name in registrar.channel_names() {
+        let Some(info) = registrar.channel_info(&name) else {
+            continue;
+        };
+        // Fabric's numbers: active 1, failed 3; other 0, consenter 1.
+        let status = match info.status {
+            ChannelStatus::Active => 1.0,
+            ChannelStatus::Failed => 3.0,
+        };
+        let relation = match info.relation {
+            ConsensusRelation::Other => 0.0,
+            ConsensusRelation::Consenter => 1.0,
+        };
+        m.participation_status
+            .with_label_values(&[&name])
+            .set(status);
+        m.participation_consensus_relation
+            .with_label_values(&[&name])
+            .set(relation);
+        let Some(support) = registrar.get(&name) else {
+            continue;
+        };
+        m.ledger_blockchain_height
+            .with_label_values(&[&name])
+            .set(support.ledger.height() as f64);
+        let core = support.core.state();
+        m.core_component
+            .with_label_values(&[&name, &core.sha256, &core.name, &core.version])
+            .set(1.0);
+    }
+}
+
+/// The TLS CAs of the channels served, for mutual TLS on the client listener.
+pub struct RegistrarRoots(pub Arc<Registrar>);
+
+impl ChannelRoots for RegistrarRoots {
+    fn stamp(&self) -> Vec<(String, u64)> {
+        let names = self.0.channel_names();
+        let configs = names
+            .iter()
+            .filter_map(|n| Some((n.clone(), self.0.get(n)?.config().1)));
+        configs.collect()
+    }
+
+    fn roots(&self) -> Vec<CertificateDer<'static>> {
+        let names = self.0.channel_names();
+        let configs = names
+            .iter()
+            .filter_map(|n| self.0.get(n))
+            .map(|s| s.config().0);
+        configs
+            .flat_map(|block| config_block_tls_cas(&block))
+            .collect()
+    }
+}
