@@ -86,10 +86,6 @@ pub async fn serve(
     registrar: Arc<Registrar>,
     mutual_tls: bool,
 ) -> anyhow::Result<()> {
-    tracing::info!(
-        "serving orderer.AtomicBroadcast on {}",
-        listener.local_addr()
-    );
     let generated = AtomicBroadcastServer::new(Broadcast {
         registrar: registrar.clone(),
     })

@@ -105,3 +105,44 @@ impl ChannelRoots for RegistrarRoots {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::component::{ComponentCache, CoreComponent};
+    use crate::hotswap::CoreSettings;
+    use crate::testkit::{orderer0, solo_genesis};
+
+    fn registrar(dir: &std::path::Path) -> Arc<Registrar> {
+        let cache = ComponentCache::new(dir.join("components"));
+        let core = CoreComponent::native();
+        let registrar =
+            Registrar::with_core(dir.into(), orderer0(), core, cache, CoreSettings::default());
+        Arc::new(registrar)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn roots_gauges_and_health_follow_the_channels() {
+        let dir = tempfile::tempdir().unwrap();
+        let registrar = registrar(dir.path());
+        let roots = RegistrarRoots(registrar.clone());
+        assert!(roots.stamp().is_empty() && roots.roots().is_empty());
+
+        registrar.join(&solo_genesis()).unwrap();
+        assert_eq!(roots.stamp(), vec![("mychannel".to_string(), 0)]);
+        assert!(!roots.roots().is_empty(), "the channel's orgs' TLS CAs");
+        assert_eq!(RegistrarHealth(registrar.clone()).check(), vec![]);
+
+        refresh_gauges(&registrar);
+        let height = metrics()
+            .ledger_blockchain_height
+            .with_label_values(&["mychannel"]);
+        assert_eq!(height.get(), 1.0);
+
+        registrar.remove("mychannel").await.unwrap();
+        assert!(
+            roots.stamp().is_empty(),
+            "a removed channel's CAs are no longer trusted"
+        );
+    }
+}
