@@ -11,8 +11,20 @@ use rustls_pki_types::CertificateDer;
 use std::sync::Arc;
 
 /// `/healthz` checks: a channel whose chain halted (it orders nothing more), a
-/// ledger whose last write or fsync failed (appends stopped).
+/// ledger whose last write or fsync failed (appends stopped) or whose folder takes no
+/// new file now (read-only, full, gone), so the next block would fail.
 pub struct RegistrarHealth(pub Arc<Registrar>);
+
+/// The probe file: not a block file name, so a ledger opening the folder ignores
+/// one a crash left behind.
+const PROBE: &str = ".healthz-probe";
+
+/// Writes and removes a one-byte file in `dir`.
+fn probe(dir: &std::path::Path) -> std::io::Result<()> {
+    let path = dir.join(PROBE);
+    std::fs::write(&path, [0])?;
+    std::fs::remove_file(&path)
+}
 
 impl HealthChecker for RegistrarHealth {
     fn check(&self) -> Vec<FailedCheck> {
@@ -21,7 +33,9 @@ impl HealthChecker for RegistrarHealth {
             let Some(support) = self.0.get(&name) else {
                 continue;
             };
-            if let Some(why) = support.ledger.write_failure() {
+            let why = (support.ledger.write_failure())
+                .or_else(|| probe(support.ledger.dir()).err().map(|e| e.to_string()));
+            if let Some(why) = why {
                 failed.push(FailedCheck {
                     component: "ledger".into(),
                     reason: format!("channel {name}: the ledger cannot be written: {why}"),
@@ -138,6 +152,25 @@ mod tests {
             .ledger_blockchain_height
             .with_label_values(&["mychannel"]);
         assert_eq!(height.get(), 1.0);
+
+        // A ledger folder gone from under the channel takes no block.
+        let ledger_dir = registrar
+            .get("mychannel")
+            .unwrap()
+            .ledger
+            .dir()
+            .to_path_buf();
+        std::fs::rename(&ledger_dir, dir.path().join("moved")).unwrap();
+        let failed = RegistrarHealth(registrar.clone()).check();
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!(failed[0].component, "ledger");
+        assert!(
+            failed[0]
+                .reason
+                .starts_with("channel mychannel: the ledger cannot be written: "),
+            "{failed:?}"
+        );
+        std::fs::rename(dir.path().join("moved"), &ledger_dir).unwrap();
 
         registrar.remove("mychannel").await.unwrap();
         assert!(
