@@ -85,10 +85,11 @@ async fn start(args: config::StartArgs) -> Result<()> {
     // TLS files are read before anything is written, so a bad one changes nothing.
     // The client listener's final config trusts the channels' TLS CAs too (below,
     // once the channels are open); this one checks the files first.
+    // (ClientRootCAs may be empty: the channels' CAs may be all a client chains to.)
     settings
         .tls
         .as_ref()
-        .map(|tls| tls.server_config(&[b"h2"]))
+        .map(|tls| tls.server_config_with(&[b"h2"], Some(Arc::new(comm::trust::NoChannels))))
         .transpose()?;
     let operations_tls = settings
         .operations_tls

@@ -192,3 +192,14 @@ fn client_certificates_chain_to_a_channels_tls_ca_as_the_roots_follow_the_channe
         "the channel was removed"
     );
 }
+
+#[test]
+fn with_the_channels_cas_client_root_cas_may_be_empty() {
+    let tls = files(
+        fixture(&format!("{SERVER}/server.crt")),
+        fixture(&format!("{SERVER}/server.key")),
+        Some(vec![]),
+    );
+    let channels: Arc<dyn super::ChannelRoots> = Arc::new(super::trust::NoChannels);
+    assert!(tls.server_config_with(&[b"h2"], Some(channels)).is_ok());
+}

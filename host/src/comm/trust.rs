@@ -27,6 +27,18 @@ pub trait ChannelRoots: Send + Sync {
     fn roots(&self) -> Vec<CertificateDer<'static>>;
 }
 
+/// No channel: to check a listener's TLS files before any channel is open.
+pub struct NoChannels;
+
+impl ChannelRoots for NoChannels {
+    fn stamp(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
+    fn roots(&self) -> Vec<CertificateDer<'static>> {
+        Vec::new()
+    }
+}
+
 /// Fabric's MSP type of an X.509 MSP (`msp.FABRIC`); only these carry TLS CAs.
 const FABRIC_MSP: i32 = 0;
 
