@@ -294,7 +294,7 @@ impl StartArgs {
             DEFAULT_MAX_REQUEST_BODY_SIZE
         };
 
-        let unimplemented = loaded
+        let mut unimplemented: Vec<String> = loaded
             .unimplemented(IMPLEMENTED)
             .into_iter()
             .map(|s| match &s.source {
@@ -302,6 +302,11 @@ impl StartArgs {
                 Source::File => s.key.clone(),
             })
             .collect();
+        // The key is implemented, this one value is not: no metrics then.
+        if metrics_provider == "statsd" {
+            let at = origin(loaded, "Metrics.Provider");
+            unimplemented.push(format!("Metrics.Provider statsd ({at}; metrics disabled)"));
+        }
         Ok(Settings {
             file: loaded.file.clone(),
             listen,

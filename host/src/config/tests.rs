@@ -80,6 +80,11 @@ fn no_file_no_flags_is_the_dev_default() {
     assert_eq!(s.admin_listen, "127.0.0.1:9443");
     assert_eq!((s.tls, s.admin_tls), (None, None));
     assert!(s.unimplemented.is_empty(), "{:?}", s.unimplemented);
+    let s = without_file(&[], &[("ORDERER_METRICS_PROVIDER", "statsd")]);
+    assert_eq!(
+        s.unimplemented,
+        ["Metrics.Provider statsd (ORDERER_METRICS_PROVIDER; metrics disabled)"]
+    );
 }
 
 #[test]
