@@ -18,32 +18,42 @@ use std::sync::Arc;
 /// a component needs more room.
 const MAX_COMPONENT_BYTES: usize = 64 * 1024 * 1024;
 
+/// ChannelParticipation's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Participation {
+    pub enabled: bool,
+    pub max_request_body_size: usize,
+}
+
+impl Default for Participation {
+    /// Fabric's sample orderer.yaml's.
+    fn default() -> Self {
+        Participation {
+            enabled: true,
+            max_request_body_size: DEFAULT_MAX_REQUEST_BODY_SIZE,
+        }
+    }
+}
+
 pub fn router(registrar: Arc<Registrar>) -> Router {
+    router_with(registrar, Participation::default())
+}
+
+pub fn router_with(registrar: Arc<Registrar>, participation: Participation) -> Router {
+    let participation_routes = if participation.enabled {
+        channelparticipation::router(registrar.clone(), participation.max_request_body_size)
+    } else {
+        channelparticipation::disabled_router()
+    };
     Router::new()
         .route("/core/v1/channels/{channel}", get(status).put(load))
         .route("/core/v1/channels/{channel}/rollback", post(rollback))
         .route("/core/v1/channels/{channel}/dry-run", post(dry_run))
         .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES))
-        .with_state(registrar.clone())
-        .merge(channelparticipation::router(
-            registrar,
-            DEFAULT_MAX_REQUEST_BODY_SIZE,
-        ))
-        .fallback(channelparticipation::not_found)
-        .layer(axum::middleware::map_response(request_id))
-}
-
-/// As Fabric's admin server (fabhttp's WithRequestID): every answer carries a fresh
-/// random (version 4) UUID in `X-Request-Id`.
-async fn request_id(mut response: Response) -> Response {
-    let mut id: [u8; 16] = rand::random();
-    id[6] = (id[6] & 0x0f) | 0x40;
-    id[8] = (id[8] & 0x3f) | 0x80;
-    let [a, b, c, d, e] = [&id[..4], &id[4..6], &id[6..8], &id[8..10], &id[10..]].map(hex::encode);
-    if let Ok(value) = axum::http::HeaderValue::from_str(&format!("{a}-{b}-{c}-{d}-{e}")) {
-        response.headers_mut().insert("x-request-id", value);
-    }
-    response
+        .with_state(registrar)
+        .merge(participation_routes)
+        .fallback(crate::fabhttp::not_found)
+        .layer(axum::middleware::map_response(crate::fabhttp::request_id))
 }
 
 /// Serves until the process ends. With Admin.TLS on, `listener` has refused every
@@ -51,8 +61,9 @@ async fn request_id(mut response: Response) -> Response {
 pub async fn serve(
     listener: crate::comm::Listener,
     registrar: Arc<Registrar>,
+    participation: Participation,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router(registrar)).await?;
+    axum::serve(listener, router_with(registrar, participation)).await?;
     Ok(())
 }
 

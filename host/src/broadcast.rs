@@ -4,6 +4,7 @@
 
 use crate::msgprocessor::Message;
 use crate::multichannel::Registrar;
+use crate::operations::metrics::BroadcastTracker;
 use crate::protoutil::{channel_header, now_unix_nanos};
 use fabric_protos::common::{Envelope, Status};
 use fabric_protos::orderer::BroadcastResponse;
@@ -49,9 +50,26 @@ pub async fn handle(
 }
 
 /// Validates one envelope and hands it to consensus: SUCCESS, or the rejection.
+/// Recorded in Fabric's broadcast metrics.
 pub async fn process(registrar: &Registrar, envelope: Envelope) -> Result<(), Rejection> {
+    let mut tracker = BroadcastTracker::default();
+    let result = process_tracked(registrar, envelope, &mut tracker).await;
+    tracker.record(
+        result
+            .as_ref()
+            .map_or_else(|r| r.status as i32, |()| Status::Success as i32),
+    );
+    result
+}
+
+async fn process_tracked(
+    registrar: &Registrar,
+    envelope: Envelope,
+    tracker: &mut BroadcastTracker,
+) -> Result<(), Rejection> {
     let chdr = channel_header(&envelope)
         .map_err(|e| Rejection::bad_request(format!("could not determine channel ID: {e}")))?;
+    tracker.header(&chdr);
     // Without a system channel, Fabric v2.5 answers an unknown channel this way.
     let support = registrar.broadcast_support(&chdr.channel_id).ok_or_else(|| {
         Rejection::bad_request("channel creation request not allowed because the orderer system channel is not defined")
@@ -60,6 +78,7 @@ pub async fn process(registrar: &Registrar, envelope: Envelope) -> Result<(), Re
     // On this task, not a blocking thread: a validation is tens of µs, and handing it
     // to another thread costs more than it saves.
     let message = support.processor.process(&chdr, &envelope, now)?;
+    tracker.validated();
     let accepted = message.accepted().clone();
     let ordered = match message {
         Message::Normal {

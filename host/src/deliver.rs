@@ -5,6 +5,7 @@
 
 use crate::comm::PeerInfo;
 use crate::multichannel::{ChainSupport, Registrar};
+use crate::operations::metrics::{DeliverRequest, DeliverStream, deliver_block_sent};
 use crate::protoutil::now_unix_nanos;
 use fabric_protos::common::{ChannelHeader, Envelope, Payload, SignatureHeader, Status};
 use fabric_protos::orderer::seek_info::{SeekBehavior, SeekErrorResponse};
@@ -69,6 +70,7 @@ pub async fn handle(
     responses: Responses,
     binding: Binding,
 ) {
+    let _stream = DeliverStream::open();
     loop {
         let envelope = match inbound.message().await {
             Ok(Some(envelope)) => envelope,
@@ -106,6 +108,7 @@ async fn deliver_blocks(
     let Some(support) = registrar.get(&chdr.channel_id) else {
         return Some(Status::NotFound);
     };
+    let request = DeliverRequest::received(&chdr.channel_id);
     let Ok(seek) = SeekInfo::decode(payload.data) else {
         return Some(Status::BadRequest);
     };
@@ -126,7 +129,7 @@ async fn deliver_blocks(
     let (Some(start), Some(stop)) = (&seek.start, &seek.stop) else {
         return Some(Status::BadRequest);
     };
-    stream_range(
+    let status = stream_range(
         &support,
         &seek,
         start,
@@ -134,8 +137,8 @@ async fn deliver_blocks(
         &mut session,
         strict,
         responses,
-    )
-    .await
+    );
+    request.finish(status.await)
 }
 
 /// Fabric's SessionAccessControl: the request is authorized once, then checked
@@ -272,6 +275,7 @@ async fn stream_range(
             .send(EncodedDeliverResponse::Block(raw))
             .await
             .ok()?;
+        deliver_block_sent(&support.channel_id);
         if number == stop_number {
             return Some(Status::Success);
         }

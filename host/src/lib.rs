@@ -15,12 +15,14 @@ pub mod consensus;
 pub mod deliver;
 #[cfg(test)]
 mod determinism_tests;
+pub mod fabhttp;
 pub mod hotswap;
 pub mod identity;
 pub mod ledger;
 pub mod localconfig;
 pub mod msgprocessor;
 pub mod multichannel;
+pub mod operations;
 #[cfg(test)]
 mod policy_tests;
 pub mod protoutil;

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use orderer::operations::{self, logspec};
 use orderer::{admin, bootstrap, client, comm, component, config, identity, multichannel, server};
 use std::sync::Arc;
 
@@ -36,13 +37,17 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ORDERER_LOG")
-                .unwrap_or_else(|_| "info,wasmtime=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let (filter, spec, origin) = match logspec::initial(&|key| std::env::var(key).ok()) {
+        Ok(initial) => initial,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    logspec::init(filter, spec);
+    if origin == logspec::Origin::OrdererLogOverFabric {
+        tracing::warn!("ORDERER_LOG is set, so FABRIC_LOGGING_SPEC is ignored");
+    }
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
@@ -78,10 +83,18 @@ async fn start(args: config::StartArgs) -> Result<()> {
         );
     }
     // TLS files are read before anything is written, so a bad one changes nothing.
-    let client_tls = settings
+    // The client listener's final config trusts the channels' TLS CAs too (below,
+    // once the channels are open); this one checks the files first.
+    // (ClientRootCAs may be empty: the channels' CAs may be all a client chains to.)
+    settings
         .tls
         .as_ref()
-        .map(|tls| tls.server_config(&[b"h2"]))
+        .map(|tls| tls.server_config_with(&[b"h2"], Some(Arc::new(comm::trust::NoChannels))))
+        .transpose()?;
+    let operations_tls = settings
+        .operations_tls
+        .as_ref()
+        .map(|tls| tls.server_config(&[b"http/1.1"]))
         .transpose()?;
     let admin_tls = settings
         .admin_tls
@@ -167,6 +180,12 @@ async fn start(args: config::StartArgs) -> Result<()> {
         }
     }
 
+    let channel_roots = Arc::new(server::RegistrarRoots(registrar.clone()));
+    let client_tls = settings
+        .tls
+        .as_ref()
+        .map(|tls| tls.server_config_with(&[b"h2"], Some(channel_roots)))
+        .transpose()?;
     let tcp = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("listen address {listen}"))?;
@@ -181,9 +200,11 @@ async fn start(args: config::StartArgs) -> Result<()> {
     }
     let listener = comm::Listener::new(tcp, client_tls, "client");
     let addr = listener.local_addr();
+    // The registrar logged each channel as it opened; this is the summary a person reads.
     for (channel, height) in registrar.channels() {
         println!("serving channel {channel} (height {height}) on {addr}");
     }
+    start_operations(&settings, operations_tls, &registrar).await?;
     let admin_tcp = tokio::net::TcpListener::bind(&settings.admin_listen)
         .await
         .with_context(|| format!("admin listen address {}", settings.admin_listen))?;
@@ -200,7 +221,47 @@ async fn start(args: config::StartArgs) -> Result<()> {
     }
     println!("admin API on {admin_addr}");
     let admin = comm::Listener::new(admin_tcp, admin_tls, "admin");
-    tokio::spawn(admin::serve(admin, registrar.clone()));
+    let participation = admin::Participation {
+        enabled: settings.participation_enabled,
+        max_request_body_size: settings.max_request_body_size,
+    };
+    tokio::spawn(admin::serve(admin, registrar.clone(), participation));
     println!("listening on {addr}");
     server::serve(listener, registrar, mutual_tls).await
+}
+
+/// The operations listener: /metrics (Metrics.Provider prometheus), /healthz,
+/// /logspec, /version.
+async fn start_operations(
+    settings: &config::Settings,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    registrar: &Arc<multichannel::Registrar>,
+) -> Result<()> {
+    let prometheus = match settings.metrics_provider.as_str() {
+        "prometheus" => true,
+        // statsd is named in the start-up warning of what is not implemented.
+        "disabled" | "statsd" => false,
+        other => {
+            tracing::warn!("Metrics.Provider: unknown provider type {other:?}; metrics disabled");
+            false
+        }
+    };
+    let tcp = tokio::net::TcpListener::bind(&settings.operations_listen)
+        .await
+        .with_context(|| format!("operations listen address {}", settings.operations_listen))?;
+    let operations_addr = tcp.local_addr()?;
+    let with_tls = if tls.is_some() { " (TLS)" } else { "" };
+    println!("operations API on {operations_addr}{with_tls}");
+    let ops = operations::Operations {
+        tls: tls.is_some(),
+        prometheus,
+        checkers: vec![Arc::new(server::RegistrarHealth(registrar.clone()))],
+        on_scrape: Some(Box::new({
+            let registrar = registrar.clone();
+            move || server::refresh_gauges(&registrar)
+        })),
+    };
+    let listener = comm::Listener::new(tcp, tls, "operations");
+    tokio::spawn(operations::serve(listener, ops));
+    Ok(())
 }

@@ -9,6 +9,7 @@ mod config;
 mod deliver;
 mod fixture;
 mod hotswap;
+mod operations;
 mod ordereryaml;
 mod osnadmin;
 mod participation;

@@ -44,7 +44,8 @@ async fn the_readmes_first_command_starts_the_dev_default() {
         .env("ORDERER_FILELEDGER_LOCATION", dir.path())
         .env("ORDERER_GENERAL_LISTENADDRESS", "127.0.0.1")
         .env("ORDERER_GENERAL_LISTENPORT", port.to_string())
-        .env("ORDERER_ADMIN_LISTENADDRESS", "127.0.0.1:0");
+        .env("ORDERER_ADMIN_LISTENADDRESS", "127.0.0.1:0")
+        .env("ORDERER_OPERATIONS_LISTENADDRESS", "127.0.0.1:0");
     let orderer = Orderer::run(command, dir.path());
     assert_eq!(orderer.addr, format!("127.0.0.1:{port}"));
     assert!(

@@ -1,7 +1,8 @@
 //! TLS end to end with cryptogen's certificates: Broadcast and Deliver over TLS 1.2 and
 //! 1.3, mutual TLS refusing clients at the handshake (no certificate, another CA, an
-//! expired certificate), Fabric's Deliver TLS binding, the admin listener's mutual
-//! TLS, and our CLI's TLS flags.
+//! expired certificate), trusting the TLS CAs of the channels' orgs as Fabric does,
+//! Fabric's Deliver TLS binding, the admin listener's mutual TLS, and our CLI's TLS
+//! flags.
 
 use crate::common::*;
 use fabric_protos::common::{HeaderType, Status};
@@ -485,6 +486,8 @@ fn start_on_all_interfaces(dir: &Path, extra: &[&str]) -> Command {
             "127.0.0.1:0",
             "--admin-listen",
             "0.0.0.0:0",
+            "--operations-listen",
+            "127.0.0.1:0",
         ])
         .arg("--data-dir")
         .arg(dir)
@@ -504,4 +507,56 @@ async fn a_non_loopback_admin_listener_needs_tls_or_an_explicit_flag() {
     let command = start_on_all_interfaces(dir.path(), &["--admin-insecure"]);
     let orderer = Orderer::run(command, dir.path());
     assert!(orderer.admin.starts_with("0.0.0.0:"), "{}", orderer.admin);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mutual_tls_trusts_the_tls_cas_of_the_channels_orgs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = tls_env();
+    env.push(("ORDERER_GENERAL_TLS_CLIENTAUTHREQUIRED", "true".into()));
+    // Only the orderer org's TLS CA: Org1's comes from mychannel's config, as in Fabric.
+    let roots = format!("[{}]", crypto(ORDERER_TLS_CA));
+    env.push(("ORDERER_GENERAL_TLS_CLIENTROOTCAS", roots));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let msp = fixture_msp(ORDERER0_MSP);
+    let flags = ["--msp-dir", msp.to_str().unwrap(), "--msp-id", "OrdererMSP"];
+    let orderer = Orderer::spawn_with_env(&dir.path().join("orderer"), &flags, &env);
+
+    let before = try_broadcast(&orderer, Some(user1_tls())).await;
+    assert!(before.is_err(), "Org1 is in no channel yet: {before:?}");
+    let genesis = fabric().join("blocks/mychannel-etcdraft-genesis.block");
+    let join = Command::new(env!("CARGO_BIN_EXE_orderer"))
+        .args([
+            "channel",
+            "join",
+            "--admin",
+            &orderer.admin,
+            "--config-block",
+        ])
+        .arg(&genesis)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&join.stdout).starts_with("Status: 201"),
+        "{join:?}"
+    );
+    assert_eq!(
+        try_broadcast(&orderer, Some(user1_tls())).await,
+        Ok(Status::Success as i32),
+        "Org1's User1 without Org1's TLS CA in ClientRootCAs"
+    );
+
+    let self_signed = rcgen::generate_simple_self_signed(vec!["user1".into()]).unwrap();
+    let (cert, key) = (dir.path().join("self.crt"), dir.path().join("self.key"));
+    std::fs::write(&cert, self_signed.cert.pem()).unwrap();
+    std::fs::write(&key, self_signed.key_pair.serialize_pem()).unwrap();
+    let refused = try_broadcast(&orderer, Some(client_tls(Some((&cert, &key))))).await;
+    assert!(refused.is_err(), "a self-signed certificate: {refused:?}");
+    let log = logged(
+        &orderer,
+        "client listener: TLS handshake with 127.0.0.1:",
+        2,
+    )
+    .await;
+    assert!(log.contains("UnknownIssuer"), "{log}");
 }

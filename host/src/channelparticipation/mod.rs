@@ -53,19 +53,16 @@ pub fn router(registrar: Arc<Registrar>, max_request_body_size: usize) -> Router
         .with_state(api)
 }
 
-/// Go's `http.NotFound`, which Fabric's admin server answers for any other path.
-pub async fn not_found() -> Response {
-    let mut response = (StatusCode::NOT_FOUND, "404 page not found\n").into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response
+/// ChannelParticipation.Enabled false: as Fabric's handler, every path under
+/// `/participation/v1/` answers 503.
+pub fn disabled_router() -> Router {
+    async fn disabled() -> Response {
+        let message = "channel participation API is disabled";
+        error(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+    Router::new()
+        .route(URL_BASE_V1, any(disabled))
+        .route("/participation/v1/{*rest}", any(disabled))
 }
 
 #[derive(Serialize)]

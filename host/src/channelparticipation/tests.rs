@@ -389,6 +389,41 @@ async fn bad_join_requests_get_fabrics_texts() {
         );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_listener_takes_the_settings_of_channel_participation() {
+    let dir = tempfile::tempdir().unwrap();
+    let registrar = registrar(dir.path());
+    let disabled = crate::admin::Participation {
+        enabled: false,
+        max_request_body_size: 1 << 20,
+    };
+    let router = crate::admin::router_with(registrar.clone(), disabled);
+    for path in [
+        URL_BASE_V1,
+        URL_BASE_V1_CHANNELS,
+        "/participation/v1/channels/mychannel",
+    ] {
+        send(&router, request("GET", path)).await.assert_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "channel participation API is disabled",
+        );
+    }
+    // The fixture genesis block is 12 KB: a 1 KB MaxRequestBodySize refuses it.
+    let small = crate::admin::Participation {
+        enabled: true,
+        max_request_body_size: 1024,
+    };
+    let router = crate::admin::router_with(registrar, small);
+    let solo = fixture("blocks/mychannel-solo-genesis.block");
+    let refused = send(&router, multipart_post(join_form(&solo))).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(
+        refused.body.contains("http: request body too large"),
+        "{}",
+        refused.body
+    );
+}
+
 fn channelparticipation_router(registrar: Arc<Registrar>, limit: usize) -> Router {
     super::router(registrar, limit)
 }

@@ -141,6 +141,15 @@ impl tonic::transport::server::Connected for Conn {
     }
 }
 
+/// The peer of an axum request (`into_make_service_with_connect_info::<PeerInfo>`).
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Listener>>
+    for PeerInfo
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Listener>) -> PeerInfo {
+        stream.io().peer.clone()
+    }
+}
+
 impl axum::serve::Listener for Listener {
     type Io = Conn;
     type Addr = SocketAddr;

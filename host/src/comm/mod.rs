@@ -1,7 +1,7 @@
 //! Fabric's internal/pkg/comm: gRPC settings shared by the server and the client,
 //! the listeners' TLS ([`tls`]), accepted connections with their peer's identity
 //! ([`listener`]), the client's connections ([`client`]), and the plain-or-TLS
-//! [`Stream`] both use.
+//! [`Stream`] both use; [`trust`]: mutual TLS that trusts the channels' TLS CAs.
 
 pub mod client;
 pub mod listener;
@@ -9,10 +9,12 @@ mod stream;
 #[cfg(test)]
 mod tests;
 pub mod tls;
+pub mod trust;
 
 pub use listener::{Listener, PeerInfo};
 pub use stream::Stream;
 pub use tls::{ClientTls, ServerTlsFiles, TlsError};
+pub use trust::ChannelRoots;
 
 /// Fabric's default gRPC message limit (General.MaxRecvMsgSize / MaxSendMsgSize).
 pub const MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;

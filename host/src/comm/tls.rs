@@ -4,6 +4,7 @@
 //! verified against the client root CAs at the handshake (Go's
 //! `RequireAndVerifyClientCert`), expiry included.
 
+use super::trust::{ChannelClientVerifier, ChannelRoots};
 use rustls::crypto::{CryptoProvider, ring};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedCipherSuite};
@@ -44,11 +45,14 @@ pub struct ServerTlsFiles {
     pub private_key: PathBuf,
     /// Some: client certificates are required and must chain to one of these.
     pub client_root_cas: Option<Vec<PathBuf>>,
+    /// With `client_root_cas`: a client may connect without a certificate (Go's
+    /// VerifyClientCertIfGiven, the operations listener without ClientAuthRequired).
+    pub client_auth_optional: bool,
 }
 
 /// ring with Fabric's suites: its DefaultTLSCipherSuites for TLS 1.2 (ECDHE with
 /// AES-GCM; rustls has no RSA key exchange), and the TLS 1.3 suites Go offers.
-fn provider() -> Arc<CryptoProvider> {
+pub(super) fn provider() -> Arc<CryptoProvider> {
     use ring::cipher_suite::*;
     let cipher_suites: Vec<SupportedCipherSuite> = vec![
         TLS13_AES_128_GCM_SHA256,
@@ -118,6 +122,17 @@ impl ServerTlsFiles {
     /// The server configuration, offering `alpn` (`h2` for gRPC); errors name the
     /// setting and the file.
     pub fn server_config(&self, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, TlsError> {
+        self.server_config_with(alpn, None)
+    }
+
+    /// [`ServerTlsFiles::server_config`]; with `channels`, client certificates may
+    /// also chain to the channels' TLS CAs (the client listener, as Fabric's), and
+    /// `client_root_cas` may be empty.
+    pub fn server_config_with(
+        &self,
+        alpn: &[&[u8]],
+        channels: Option<Arc<dyn ChannelRoots>>,
+    ) -> Result<Arc<ServerConfig>, TlsError> {
         let certificate = format!("{}.Certificate", self.section);
         let key_setting = format!("{}.PrivateKey", self.section);
         let chain = certificates(&certificate, &self.certificate)?;
@@ -127,6 +142,22 @@ impl ServerTlsFiles {
             .expect("ring supports TLS 1.2 and 1.3");
         let builder = match &self.client_root_cas {
             None => builder.with_no_client_auth(),
+            Some(files) if channels.is_some() => {
+                let setting = format!("{}.ClientRootCAs", self.section);
+                let mut configured = Vec::new();
+                for file in files {
+                    configured.extend(certificates(&setting, file)?);
+                }
+                // Refuse a bad file now, not at the first handshake.
+                roots(&setting, files)?;
+                let channels = channels.expect("matched");
+                let verifier = ChannelClientVerifier::new(configured, channels, provider());
+                builder.with_client_cert_verifier(Arc::new(verifier))
+            }
+            Some(files) if files.is_empty() && self.client_auth_optional => {
+                // Go's empty pool: no certificate verifies, so none is asked for.
+                builder.with_no_client_auth()
+            }
             Some(files) => {
                 let setting = format!("{}.ClientRootCAs", self.section);
                 if files.is_empty() {
@@ -137,13 +168,15 @@ impl ServerTlsFiles {
                     return Err(TlsError::Setting { setting, problem });
                 }
                 let store = roots(&setting, files)?;
-                let verifier =
-                    WebPkiClientVerifier::builder_with_provider(store.into(), provider())
-                        .build()
-                        .map_err(|e| TlsError::Setting {
-                            setting: setting.clone(),
-                            problem: e.to_string(),
-                        })?;
+                let mut verifier =
+                    WebPkiClientVerifier::builder_with_provider(store.into(), provider());
+                if self.client_auth_optional {
+                    verifier = verifier.allow_unauthenticated();
+                }
+                let verifier = verifier.build().map_err(|e| TlsError::Setting {
+                    setting: setting.clone(),
+                    problem: e.to_string(),
+                })?;
                 builder.with_client_cert_verifier(verifier)
             }
         };

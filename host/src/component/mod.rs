@@ -234,6 +234,14 @@ pub struct CoreChannel {
     fault: Option<CoreFault>,
 }
 
+/// Counts and times one call into the core (`orderer_core_calls`, `_call_duration`).
+fn timed<R>(call: &str, f: impl FnOnce() -> R) -> R {
+    let started = std::time::Instant::now();
+    let result = f();
+    crate::operations::metrics().core_call(call, started.elapsed());
+    result
+}
+
 impl CoreChannel {
     /// Runs one call unless an earlier one faulted; remembers a new fault.
     fn call<T>(
@@ -262,7 +270,9 @@ impl CoreChannel {
     }
 
     pub fn validate(&mut self, envelope: &[u8], now_unix_nanos: u64) -> Result<Verdict, Rejection> {
-        self.answer(|i| i.validate(envelope, now_unix_nanos))
+        timed("validate", || {
+            self.answer(|i| i.validate(envelope, now_unix_nanos))
+        })
     }
 
     /// Ok: the creator certificate's NotAfter, in unix nanos.
@@ -271,7 +281,9 @@ impl CoreChannel {
         envelope: &[u8],
         now_unix_nanos: u64,
     ) -> Result<u64, Rejection> {
-        self.answer(|i| i.authorize_deliver(envelope, now_unix_nanos))
+        timed("authorize_deliver", || {
+            self.answer(|i| i.authorize_deliver(envelope, now_unix_nanos))
+        })
     }
 
     /// Ok: the encoded ConfigEnvelope the update leads to, for the orderer to sign.
@@ -280,7 +292,9 @@ impl CoreChannel {
         envelope: &[u8],
         now_unix_nanos: u64,
     ) -> Result<Vec<u8>, Rejection> {
-        self.answer(|i| i.propose_config_update(envelope, now_unix_nanos))
+        timed("propose_config_update", || {
+            self.answer(|i| i.propose_config_update(envelope, now_unix_nanos))
+        })
     }
 
     pub fn validate_config(
@@ -322,11 +336,13 @@ impl CoreChannel {
         config_seq: u64,
         now_unix_nanos: u64,
     ) -> Result<Cut, CoreFault> {
-        self.call(|i| i.order(envelope, config_seq, now_unix_nanos))
+        timed("order", || {
+            self.call(|i| i.order(envelope, config_seq, now_unix_nanos))
+        })
     }
 
     pub fn cut(&mut self) -> Result<Option<CoreBlock>, CoreFault> {
-        self.call(|i| i.cut())
+        timed("cut", || self.call(|i| i.cut()))
     }
 
     pub fn batch_timeout_ms(&mut self) -> Result<u64, CoreFault> {

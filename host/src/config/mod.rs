@@ -55,6 +55,11 @@ pub struct StartArgs {
     #[arg(long)]
     pub admin_listen: Option<String>,
 
+    /// Operations listener (/metrics, /healthz, /logspec, /version), HOST:PORT
+    /// [Operations.ListenAddress; default 127.0.0.1:8443]
+    #[arg(long)]
+    pub operations_listen: Option<String>,
+
     /// Serve the admin listener on a non-loopback address without Admin.TLS: whoever
     /// reaches it can replace the ordering core. Refused without this flag.
     #[arg(long)]
@@ -108,6 +113,15 @@ pub struct Settings {
     pub admin_insecure: bool,
     /// The system channel's genesis block, when bootstrapping from one.
     pub bootstrap_file: Option<PathBuf>,
+    pub operations_listen: String,
+    /// Operations.TLS, when enabled.
+    pub operations_tls: Option<ServerTlsFiles>,
+    /// Metrics.Provider: `prometheus`, `disabled`, or what else was written.
+    pub metrics_provider: String,
+    /// ChannelParticipation.Enabled: off, the participation API answers 503.
+    pub participation_enabled: bool,
+    /// ChannelParticipation.MaxRequestBodySize, bytes.
+    pub max_request_body_size: usize,
     /// Settings given a value this orderer does not implement, as `Key (where)`: the
     /// start-up warning.
     pub unimplemented: Vec<String>,
@@ -144,10 +158,26 @@ pub const IMPLEMENTED: &[&str] = &[
     // Fabric's admin server does not use these two either.
     "Admin.TLS.RootCAs",
     "Admin.TLS.TLSHandshakeTimeShift",
+    "Operations.ListenAddress",
+    "Operations.TLS.Enabled",
+    "Operations.TLS.PrivateKey",
+    "Operations.TLS.Certificate",
+    "Operations.TLS.ClientAuthRequired",
+    "Operations.TLS.ClientRootCAs",
+    // Fabric's operations server does not use these two either.
+    "Operations.TLS.RootCAs",
+    "Operations.TLS.TLSHandshakeTimeShift",
+    "Metrics.Provider",
+    "ChannelParticipation.Enabled",
+    "ChannelParticipation.MaxRequestBodySize",
 ];
 
 const DEFAULT_DATA_DIR: &str = "./orderer-data";
 const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9443";
+/// Fabric's sample orderer.yaml's.
+const DEFAULT_OPERATIONS_LISTEN: &str = "127.0.0.1:8443";
+/// Fabric's sample value, used when neither a file nor a variable sets it.
+const DEFAULT_MAX_REQUEST_BODY_SIZE: usize = 1024 * 1024;
 
 /// A setting `orderer start` cannot run with, on one line.
 #[derive(Debug, thiserror::Error)]
@@ -240,8 +270,40 @@ impl StartArgs {
             None => DEFAULT_ADMIN_LISTEN.into(),
         };
         let admin_tls = server_tls(loaded, "Admin.TLS", &c.admin.tls)?;
+        let operations_listen = match &self.operations_listen {
+            Some(address) => address.clone(),
+            None if given("Operations.ListenAddress")
+                && !c.operations.listen_address.is_empty() =>
+            {
+                c.operations.listen_address.clone()
+            }
+            None => DEFAULT_OPERATIONS_LISTEN.into(),
+        };
+        // Without ClientAuthRequired, Fabric's operations server still verifies a
+        // certificate a client sends (VerifyClientCertIfGiven).
+        let operations_tls =
+            server_tls(loaded, "Operations.TLS", &c.operations.tls)?.map(|mut tls| {
+                if tls.client_root_cas.is_none() {
+                    let roots = c.operations.tls.client_root_cas.iter().map(PathBuf::from);
+                    tls.client_root_cas = Some(roots.collect());
+                    tls.client_auth_optional = true;
+                }
+                tls
+            });
+        let metrics_provider = if given("Metrics.Provider") {
+            c.metrics.provider.clone()
+        } else {
+            "prometheus".into()
+        };
+        let participation_enabled =
+            !given("ChannelParticipation.Enabled") || c.channel_participation.enabled;
+        let max_request_body_size = if given("ChannelParticipation.MaxRequestBodySize") {
+            c.channel_participation.max_request_body_size as usize
+        } else {
+            DEFAULT_MAX_REQUEST_BODY_SIZE
+        };
 
-        let unimplemented = loaded
+        let mut unimplemented: Vec<String> = loaded
             .unimplemented(IMPLEMENTED)
             .into_iter()
             .map(|s| match &s.source {
@@ -249,6 +311,11 @@ impl StartArgs {
                 Source::File => s.key.clone(),
             })
             .collect();
+        // The key is implemented, this one value is not: no metrics then.
+        if metrics_provider == "statsd" {
+            let at = origin(loaded, "Metrics.Provider");
+            unimplemented.push(format!("Metrics.Provider statsd ({at}; metrics disabled)"));
+        }
         Ok(Settings {
             file: loaded.file.clone(),
             listen,
@@ -259,6 +326,11 @@ impl StartArgs {
             admin_tls,
             admin_insecure: self.admin_insecure,
             bootstrap_file,
+            operations_listen,
+            operations_tls,
+            metrics_provider,
+            participation_enabled,
+            max_request_body_size,
             unimplemented,
             ignored_env: loaded.ignored_env.clone(),
         })
@@ -292,6 +364,7 @@ fn server_tls(
         client_root_cas: tls
             .client_auth_required
             .then(|| paths(&tls.client_root_cas)),
+        client_auth_optional: false,
     }))
 }
 

@@ -80,6 +80,11 @@ fn no_file_no_flags_is_the_dev_default() {
     assert_eq!(s.admin_listen, "127.0.0.1:9443");
     assert_eq!((s.tls, s.admin_tls), (None, None));
     assert!(s.unimplemented.is_empty(), "{:?}", s.unimplemented);
+    let s = without_file(&[], &[("ORDERER_METRICS_PROVIDER", "statsd")]);
+    assert_eq!(
+        s.unimplemented,
+        ["Metrics.Provider statsd (ORDERER_METRICS_PROVIDER; metrics disabled)"]
+    );
 }
 
 #[test]
@@ -120,13 +125,60 @@ fn the_file_gives_values_with_paths_against_its_folder() {
             certificate: d.join("tls/server.crt"),
             private_key: d.join("tls/server.key"),
             client_root_cas: Some(vec![d.join("tls/ca.crt")]),
+            client_auth_optional: false,
         })
     );
     assert_eq!(
         s.unimplemented,
-        vec!["General.Cluster.ListenPort", "Operations.ListenAddress"],
+        vec!["General.Cluster.ListenPort"],
         "named once, at start"
     );
+    assert_eq!(s.operations_listen, "127.0.0.1:9444");
+    // Keys the file does not have take Go's zero values, as in Fabric.
+    assert_eq!(s.metrics_provider, "");
+    assert!(!s.participation_enabled);
+    assert_eq!(s.max_request_body_size, 0);
+}
+
+#[test]
+fn operations_metrics_and_participation_without_a_file() {
+    let s = without_file(&[], &[]);
+    assert_eq!(s.operations_listen, "127.0.0.1:8443");
+    assert_eq!(s.operations_tls, None);
+    assert_eq!(s.metrics_provider, "prometheus");
+    assert!(s.participation_enabled);
+    assert_eq!(s.max_request_body_size, 1024 * 1024);
+    let s = without_file(
+        &["--operations-listen", "127.0.0.1:0"],
+        &[
+            ("ORDERER_OPERATIONS_LISTENADDRESS", "127.0.0.1:7443"),
+            ("ORDERER_METRICS_PROVIDER", "disabled"),
+            ("ORDERER_CHANNELPARTICIPATION_ENABLED", "false"),
+            ("ORDERER_CHANNELPARTICIPATION_MAXREQUESTBODYSIZE", "2 MB"),
+        ],
+    );
+    assert_eq!(s.operations_listen, "127.0.0.1:0", "the flag wins");
+    assert_eq!(s.metrics_provider, "disabled");
+    assert!(!s.participation_enabled);
+    assert_eq!(s.max_request_body_size, 2 * 1024 * 1024);
+    assert!(s.unimplemented.is_empty(), "{:?}", s.unimplemented);
+}
+
+#[test]
+fn operations_tls_verifies_client_certificates_if_given() {
+    let env = [
+        ("ORDERER_OPERATIONS_TLS_ENABLED", "true"),
+        ("ORDERER_OPERATIONS_TLS_CERTIFICATE", "/c.crt"),
+        ("ORDERER_OPERATIONS_TLS_PRIVATEKEY", "/k.key"),
+        ("ORDERER_OPERATIONS_TLS_CLIENTROOTCAS", "[/ca.crt]"),
+    ];
+    let tls = without_file(&[], &env).operations_tls.unwrap();
+    assert_eq!(tls.client_root_cas, Some(vec![PathBuf::from("/ca.crt")]));
+    assert!(tls.client_auth_optional);
+    let mut env = env.to_vec();
+    env.push(("ORDERER_OPERATIONS_TLS_CLIENTAUTHREQUIRED", "true"));
+    let tls = without_file(&[], &env).operations_tls.unwrap();
+    assert!(!tls.client_auth_optional);
 }
 
 #[test]

@@ -157,6 +157,7 @@ pub async fn install(
     }
     switch(channel, component.clone()).await?;
     slot.installed(component);
+    swapped(channel.channel_id(), "load");
     let state = slot.state();
     tracing::info!(
         channel = channel.channel_id(),
@@ -181,6 +182,14 @@ pub async fn rollback(channel: &impl Swappable, from: Option<&str>) -> Result<Co
         .ok_or("no previous component to roll back to")?;
     switch(channel, previous).await?;
     slot.rolled_back();
+    swapped(
+        channel.channel_id(),
+        if from.is_some() {
+            "automatic_rollback"
+        } else {
+            "rollback"
+        },
+    );
     let state = slot.state();
     tracing::warn!(
         channel = channel.channel_id(),
@@ -190,6 +199,11 @@ pub async fn rollback(channel: &impl Swappable, from: Option<&str>) -> Result<Co
         state.sha256
     );
     Ok(state)
+}
+
+fn swapped(channel: &str, kind: &str) {
+    let swaps = &crate::operations::metrics().core_swaps;
+    swaps.with_label_values(&[channel, kind]).inc();
 }
 
 /// Self-check (the candidate opens the channel at its config and tip, and answers

@@ -157,6 +157,10 @@ impl FaultSink for CoreSlot {
     fn record_fault(&self, component: &CoreComponent, fault: &CoreFault) {
         let mut state = self.state.lock().unwrap();
         state.faults_total += 1;
+        crate::operations::metrics()
+            .core_faults
+            .with_label_values(&[&self.channel_id])
+            .inc();
         if state.current.component.sha256() != component.sha256() {
             // A call that was in flight on a component already replaced.
             if let Some(entry) = state

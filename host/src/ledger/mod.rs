@@ -362,6 +362,11 @@ impl Ledger {
         state.tip.as_ref().map(|_| state.tip_hash)
     }
 
+    /// Why appends stopped (a failed write or fsync), if they did: `/healthz`.
+    pub fn write_failure(&self) -> Option<String> {
+        self.lock_writer().failed.clone()
+    }
+
     /// Encodes and appends `block`; see [`Ledger::append`].
     pub fn append_block(&self, block: &Block) -> Result<()> {
         self.append(Bytes::from(block.encode_to_vec()))

@@ -98,9 +98,12 @@ fn commit(channel: &str, ledger: &Ledger, queue: &Receiver<Job>, failed: &Mutex<
             }
         }
         let healthy = failed.lock().unwrap().is_none();
+        let started = std::time::Instant::now();
         if healthy && let Err(e) = ledger.append_batch(&batch) {
             tracing::error!(channel, "appending {} block(s) failed: {e:#}", batch.len());
             *failed.lock().unwrap() = Some(format!("{e:#}"));
+        } else if healthy {
+            crate::operations::metrics::ledger_committed(channel, batch.len(), started.elapsed());
         }
         batch.clear();
         for done in flushes.drain(..) {

@@ -229,7 +229,8 @@ impl Registrar {
         let chain = Solo::new(writer, self.core.clone())
             .with_context(|| format!("opening channel {channel_id} in the ordering core"))?;
         chain.start();
-        tracing::info!(channel = channel_id, height, consensus = %config.consensus.kind, "serving channel");
+        // Debug: the start prints each channel served, a join logs itself.
+        tracing::debug!(channel = channel_id, height, consensus = %config.consensus.kind, "serving channel");
         let support = Arc::new(ChainSupport {
             channel_id: channel_id.to_string(),
             ledger,

@@ -1,6 +1,10 @@
 //! The gRPC server: `orderer.AtomicBroadcast` on the client listener.
 
 mod deliver_route;
+mod grpcmetrics;
+mod observe;
+
+pub use observe::{RegistrarHealth, RegistrarRoots, refresh_gauges};
 
 use crate::broadcast;
 use crate::comm::{Listener, MAX_MESSAGE_BYTES};
@@ -62,13 +66,16 @@ impl Service<http::Request<Body>> for Routes {
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let (request, call) = grpcmetrics::track_request(request);
         if request.uri().path() == deliver_route::PATH {
             let (registrar, mutual_tls) = (self.registrar.clone(), self.mutual_tls);
             return Box::pin(async move {
-                Ok(deliver_route::serve(registrar, request, mutual_tls).await)
+                let response = deliver_route::serve(registrar, request, mutual_tls).await;
+                Ok(grpcmetrics::track_response(response, call))
             });
         }
-        self.generated.call(request)
+        let response = self.generated.call(request);
+        Box::pin(async move { Ok(grpcmetrics::track_response(response.await?, call)) })
     }
 }
 
@@ -79,10 +86,6 @@ pub async fn serve(
     registrar: Arc<Registrar>,
     mutual_tls: bool,
 ) -> anyhow::Result<()> {
-    tracing::info!(
-        "serving orderer.AtomicBroadcast on {}",
-        listener.local_addr()
-    );
     let generated = AtomicBroadcastServer::new(Broadcast {
         registrar: registrar.clone(),
     })

@@ -37,6 +37,8 @@ pub struct Orderer {
     pub addr: String,
     /// The admin listener (core component API).
     pub admin: String,
+    /// The operations listener (/metrics, /healthz, /logspec, /version).
+    pub operations: String,
     pub data_dir: PathBuf,
     pub stdout: Vec<String>,
     /// How [`Orderer::client`] connects: plaintext, or TLS with this.
@@ -65,6 +67,8 @@ impl Orderer {
                 "127.0.0.1:0",
                 "--admin-listen",
                 "127.0.0.1:0",
+                "--operations-listen",
+                "127.0.0.1:0",
                 "--data-dir",
             ])
             .arg(data_dir)
@@ -73,6 +77,8 @@ impl Orderer {
             .env_remove("FABRIC_CFG_PATH")
             .env_remove("ORDERER_GENERAL_LOCALMSPDIR")
             .env_remove("ORDERER_GENERAL_LOCALMSPID")
+            .env_remove("ORDERER_LOG")
+            .env_remove("FABRIC_LOGGING_SPEC")
             .envs(env.iter().copied());
         command
     }
@@ -93,12 +99,16 @@ impl Orderer {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut stdout = Vec::new();
         let mut admin = String::new();
+        let mut operations = String::new();
         let addr = loop {
             let Some(Ok(line)) = lines.next() else {
                 let log = std::fs::read_to_string(data_dir.join("orderer.log")).unwrap_or_default();
                 panic!("orderer exited before listening; stdout {stdout:?}; log:\n{log}");
             };
             stdout.push(line.clone());
+            if let Some(addr) = line.strip_prefix("operations API on ") {
+                operations = addr.trim_end_matches(" (TLS)").trim().to_string();
+            }
             if let Some(addr) = line.strip_prefix("admin API on ") {
                 admin = addr.trim().to_string();
             }
@@ -111,6 +121,7 @@ impl Orderer {
             child,
             addr,
             admin,
+            operations,
             data_dir: data_dir.to_path_buf(),
             stdout,
             tls: None,

@@ -8,6 +8,8 @@ use std::time::Duration;
 pub struct BatchTimer {
     timeout: Duration,
     deadline: Option<Duration>,
+    /// When the pending batch began: its block's fill time (blockcutter metrics).
+    started: Option<Duration>,
 }
 
 impl BatchTimer {
@@ -15,21 +17,27 @@ impl BatchTimer {
         BatchTimer {
             timeout,
             deadline: None,
+            started: None,
         }
     }
 
     /// After a message was ordered (or a batch moved in): whether messages pend.
     pub fn ordered(&mut self, pending: bool, now: Duration) {
         match (pending, self.deadline) {
-            (false, _) => self.deadline = None,
-            (true, None) => self.deadline = Some(now + self.timeout),
+            (false, _) => (self.deadline, self.started) = (None, None),
+            (true, None) => (self.deadline, self.started) = (Some(now + self.timeout), Some(now)),
             (true, Some(_)) => {}
         }
     }
 
     /// Nothing pends any more (a cut, a config block, a reopened cutter).
     pub fn stop(&mut self) {
-        self.deadline = None;
+        (self.deadline, self.started) = (None, None);
+    }
+
+    /// When the pending batch began, if one pends.
+    pub fn started(&self) -> Option<Duration> {
+        self.started
     }
 
     /// The channel's BatchTimeout changed; a running deadline keeps its time.
