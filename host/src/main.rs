@@ -26,6 +26,9 @@ enum Command {
     Broadcast(client::bench::LoadArgs),
     /// Measure an orderer: acks/s, delivered/s, ack latency, its CPU and peak RSS.
     Bench(client::bench::BenchArgs),
+    /// What many channels cost an orderer: join N copies of a genesis block, then
+    /// report the join time, memory and threads per channel, and idle CPU.
+    BenchChannels(client::manychannels::ManyChannelsArgs),
     /// Fetch blocks, verifying the hash chain and the orderer signatures.
     Deliver(client::DeliverArgs),
     /// Read or update a channel's config (fetch-config, update, sign, submit); join,
@@ -54,6 +57,7 @@ fn main() {
             Command::Start(args) => start(args).await,
             Command::Broadcast(args) => client::bench::broadcast(args).await,
             Command::Bench(args) => client::bench::bench(args).await,
+            Command::BenchChannels(args) => client::manychannels::run(args).await,
             Command::Deliver(args) => client::deliver(args).await,
             Command::Channel(args) => client::channel::run(args).await,
             Command::Core(args) => client::core::run(args).await,

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod channel;
 pub mod configupdate;
 pub mod core;
+pub mod manychannels;
 pub mod participation;
 
 use crate::comm::{self, ClientTls, MAX_MESSAGE_BYTES};

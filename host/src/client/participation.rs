@@ -23,6 +23,12 @@ pub async fn join(admin: &str, config_block: &Path) -> Result<()> {
     print_answer(answer)
 }
 
+/// Joins the channel of `block` (encoded); the HTTP status and body.
+pub(crate) async fn join_block(admin: &str, block: &[u8]) -> Result<(StatusCode, Bytes)> {
+    let (content_type, body) = multipart_form(block);
+    send(admin, Method::POST, CHANNELS, Some(&content_type), body).await
+}
+
 /// Every channel, or one channel's details.
 pub async fn list(admin: &str, channel: Option<&str>) -> Result<()> {
     let path = match channel {

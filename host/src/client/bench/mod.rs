@@ -57,6 +57,20 @@ pub struct LoadArgs {
     /// then is reported missing.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// Spread the envelopes round-robin over this many channels, named
+    /// `<channel>-0` .. `<channel>-<N-1>` (as `orderer bench-channels` joins them).
+    #[arg(long, default_value_t = 1)]
+    pub channels: usize,
+}
+
+impl LoadArgs {
+    /// The channel envelope `i` goes to.
+    fn channel_of(&self, i: usize) -> String {
+        match self.channels {
+            0 | 1 => self.identity.channel.clone(),
+            n => format!("{}-{}", self.identity.channel, i % n),
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -148,6 +162,9 @@ async fn measure(load: &LoadArgs, plan: &Plan) -> Result<Report> {
         bail!("-n must be at least 1");
     }
     let id = &load.identity;
+    if load.channels > 1 && plan.followers > 0 {
+        bail!("--channels spreads the load over channels; followers follow one: use -f 0");
+    }
     // One connection per Broadcast stream, as separate clients would have: h2 closes a
     // connection (ENHANCE_YOUR_CALM) that buffers too many small unread DATA frames,
     // and one connection carrying every stream's answers gets there first.
@@ -157,7 +174,7 @@ async fn measure(load: &LoadArgs, plan: &Plan) -> Result<Report> {
     }
     let signer = Signer::from_msp_dir(&id.msp_dir, &id.msp_id)?;
     let streams = load.streams.max(1);
-    let batches = presign(&signer, &id.channel, load, streams);
+    let batches = presign(&signer, load, streams);
     let envelope_bytes = batches
         .iter()
         .flatten()
@@ -272,7 +289,7 @@ impl Usage {
 
 /// Signs `count` envelopes on every core (the orderer is idle meanwhile) and deals
 /// them round-robin over the streams.
-fn presign(signer: &Signer, channel: &str, load: &LoadArgs, streams: usize) -> Vec<Vec<Envelope>> {
+fn presign(signer: &Signer, load: &LoadArgs, streams: usize) -> Vec<Vec<Envelope>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let count = load.count;
     let signed: Vec<Vec<Envelope>> = std::thread::scope(|scope| {
@@ -281,7 +298,7 @@ fn presign(signer: &Signer, channel: &str, load: &LoadArgs, streams: usize) -> V
                 let range = t * count / threads..(t + 1) * count / threads;
                 scope.spawn(move || {
                     range
-                        .map(|i| transaction(signer, channel, i, load.size))
+                        .map(|i| transaction(signer, &load.channel_of(i), i, load.size))
                         .collect::<Vec<_>>()
                 })
             })
