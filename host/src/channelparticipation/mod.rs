@@ -2,12 +2,14 @@
 //! `osnadmin channel join|list|remove`) on the admin listener, as Fabric v2.5 serves
 //! it without a system channel: routes, methods, `Accept` negotiation, status codes,
 //! headers, JSON field names and error texts are Fabric's, so `osnadmin` works
-//! against it unmodified.
+//! against it unmodified. Fabric 3.x's `osnadmin channel update` (PUT with a config
+//! update envelope) is served too.
 
 mod joinblock;
 mod multipart;
 #[cfg(test)]
 mod tests;
+mod update;
 
 use crate::consensus::{ChannelStatus, ConsensusRelation};
 use crate::multichannel::{
@@ -137,14 +139,21 @@ async fn channels(
         {
             join(&api, &headers, body).await
         }
-        Method::POST => {
+        Method::PUT
+            if header_values(&headers, header::CONTENT_TYPE)
+                .iter()
+                .any(|v| v.contains("multipart/form-dat")) =>
+        {
+            update::update(&api, &headers, body).await
+        }
+        Method::POST | Method::PUT => {
             let values = header_values(&headers, header::CONTENT_TYPE).join(" ");
             error(
                 StatusCode::BAD_REQUEST,
                 format!("unsupported Content-Type: [{values}]"),
             )
         }
-        other => not_allowed(format!("invalid request method: {other}"), "GET, POST"),
+        other => not_allowed(format!("invalid request method: {other}"), "GET, POST, PUT"),
     }
 }
 
@@ -194,8 +203,25 @@ fn info(api: &Api, headers: &HeaderMap, channel: &str) -> Response {
 }
 
 async fn join(api: &Api, headers: &HeaderMap, body: Body) -> Response {
+    let (file, truncated) = form_file(api, headers, body, FORM_DATA_CONFIG_BLOCK_KEY).await;
+    let block = file.and_then(|f| decode_block(&f).map_err(|m| error(StatusCode::BAD_REQUEST, m)));
+    let response = match block {
+        Ok(block) => join_block(api, block).await,
+        Err(response) => response,
+    };
+    close_if(truncated, response)
+}
+
+/// The request's one multipart file part `key` (after `Accept` negotiation), or the
+/// answer to send instead; and whether the body was longer than the limit.
+async fn form_file(
+    api: &Api,
+    headers: &HeaderMap,
+    body: Body,
+    key: &str,
+) -> (Result<Vec<u8>, Response>, bool) {
     if let Err(refused) = negotiate(headers) {
-        return refused.into_response();
+        return (Err(refused.into_response()), false);
     }
     let content_type = header_values(headers, header::CONTENT_TYPE)
         .into_iter()
@@ -205,23 +231,27 @@ async fn join(api: &Api, headers: &HeaderMap, body: Body) -> Response {
         Ok((_, mut params)) => params.remove("boundary").unwrap_or_default(),
         Err(e) => {
             let message = format!("cannot parse Mime media type: {e}");
-            return error(StatusCode::BAD_REQUEST, message);
+            return (Err(error(StatusCode::BAD_REQUEST, message)), false);
         }
     };
     let Ok((data, truncated)) = read_limited(body, api.max_request_body_size).await else {
         let e = multipart::FormError::Read(multipart::ReadError::UnexpectedEof);
-        return error(StatusCode::BAD_REQUEST, format!("{READ_FORM}: {e}"));
+        return (
+            Err(error(StatusCode::BAD_REQUEST, format!("{READ_FORM}: {e}"))),
+            false,
+        );
     };
     let body = multipart::Body {
         data: &data,
         truncated,
     };
-    let mut response = match read_block(&body, &boundary) {
-        Ok(block) => join_block(api, block).await,
-        Err(message) => error(StatusCode::BAD_REQUEST, message),
-    };
+    let file = read_file_part(&body, &boundary, key).map_err(|m| error(StatusCode::BAD_REQUEST, m));
+    (file, truncated)
+}
+
+/// As Go's MaxBytesReader: the rest of a body over the limit is not read.
+fn close_if(truncated: bool, mut response: Response) -> Response {
     if truncated {
-        // As Go's MaxBytesReader: the rest of the body is not read.
         (response.headers_mut()).insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
@@ -266,20 +296,27 @@ async fn join_block(api: &Api, block: Block) -> Response {
 
 const READ_FORM: &str = "cannot read form from request body";
 
-/// The block in the form's `config-block` file part, as Fabric's
-/// `multipartFormDataBodyToBlock` reads it; Err with Fabric's answer text.
-fn read_block(body: &multipart::Body<'_>, boundary: &str) -> Result<Block, String> {
+/// The form's one file part `key`, as Fabric's `multipartFormDataBodyTo*` read it;
+/// Err with Fabric's answer text.
+fn read_file_part(
+    body: &multipart::Body<'_>,
+    boundary: &str,
+    key: &str,
+) -> Result<Vec<u8>, String> {
     let mut form = multipart::read_form(body, boundary).map_err(|e| format!("{READ_FORM}: {e}"))?;
-    let Some(file) = form.files.remove(FORM_DATA_CONFIG_BLOCK_KEY) else {
-        return Err(format!(
-            "form does not contains part key: {FORM_DATA_CONFIG_BLOCK_KEY}"
-        ));
+    let Some(file) = form.files.remove(key) else {
+        return Err(format!("form does not contains part key: {key}"));
     };
     if !form.files.is_empty() || !form.values.is_empty() {
         return Err("form contains too many parts".into());
     }
+    Ok(file)
+}
+
+/// The block of the `config-block` file part; Err with Fabric's answer text.
+fn decode_block(file: &[u8]) -> Result<Block, String> {
     // Go's protobuf text for what does not decode (prost's differ).
-    Block::decode(file.as_slice()).map_err(|_| {
+    Block::decode(file).map_err(|_| {
         format!(
             "cannot unmarshal file part {FORM_DATA_CONFIG_BLOCK_KEY} into a block: proto: cannot parse invalid wire-format data"
         )

@@ -213,14 +213,17 @@ async fn methods_paths_and_accept_as_fabric_routes_them() {
             answer.assert_error(StatusCode::METHOD_NOT_ALLOWED, &text);
         }
     }
-    for method in ["OPTIONS", "PATCH", "PUT", "TRACE", "DELETE"] {
+    for method in ["OPTIONS", "PATCH", "TRACE", "DELETE"] {
         let answer = send(&router, request(method, URL_BASE_V1_CHANNELS)).await;
         answer.assert_error(
             StatusCode::METHOD_NOT_ALLOWED,
             &format!("invalid request method: {method}"),
         );
-        assert_eq!(answer.header(header::ALLOW), "GET, POST");
+        // Fabric 3.x's: PUT is the channel update.
+        assert_eq!(answer.header(header::ALLOW), "GET, POST, PUT");
     }
+    let answer = send(&router, request("PUT", URL_BASE_V1_CHANNELS)).await;
+    answer.assert_error(StatusCode::BAD_REQUEST, "unsupported Content-Type: []");
     for path in [
         "/oops",
         "/participation/v1/oops",
@@ -541,4 +544,81 @@ fn go_json_escapes_html_and_ends_with_a_newline() {
         go_json(&body),
         "{\"error\":\"a\\u003cb\\u003e\\u0026c\\u2028\"}\n"
     );
+}
+
+fn put_update(envelope: &[u8]) -> Request<Body> {
+    let body = form(&[(
+        "config-update-envelope",
+        Some("config-update.envelope"),
+        envelope,
+    )]);
+    Request::builder()
+        .method("PUT")
+        .uri(URL_BASE_V1_CHANNELS)
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// Fabric 3.x's `osnadmin channel update`: a config update through the admin API.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_update_envelope_is_applied_as_broadcast_would() {
+    use crate::client::configupdate::BatchEdits;
+    use crate::testkit::{batch_update, orderer_admin, org1_admin, user1};
+    let dir = tempfile::tempdir().unwrap();
+    let registrar = registrar(dir.path());
+    let router = router(registrar.clone(), DEFAULT_MAX_REQUEST_BODY_SIZE);
+    let genesis = fixture("blocks/mychannel-solo-genesis.block");
+    let update = |signer: &Signer| {
+        let edits = BatchEdits {
+            max_message_count: Some(10),
+            ..Default::default()
+        };
+        batch_update(&genesis.clone().into(), &edits, signer).encode_to_vec()
+    };
+
+    let answer = send(&router, put_update(&update(&orderer_admin()))).await;
+    answer.assert_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "cannot update: channel does not exist",
+    );
+    registrar.join(&genesis).unwrap();
+
+    let answer = send(&router, put_update(&update(&org1_admin()))).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    assert!(
+        answer.body.starts_with("{\"error\":\"cannot update: failed update config of channel mychannel: error applying config update to existing channel 'mychannel': error authorizing update:"),
+        "{}",
+        answer.body
+    );
+    let normal = crate::testkit::tx(&user1(), 1, 10).encode_to_vec();
+    let answer = send(&router, put_update(&normal)).await;
+    answer.assert_error(
+        StatusCode::BAD_REQUEST,
+        "invalid config update envelope: bad type",
+    );
+    let answer = send(&router, put_update(b"\xff\xff")).await;
+    answer.assert_error(
+        StatusCode::BAD_REQUEST,
+        "cannot unmarshal file part config-update-envelope into an envelope: proto: cannot parse invalid wire-format data",
+    );
+
+    let answer = send(&router, put_update(&update(&orderer_admin()))).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    assert_eq!(
+        answer.header(header::LOCATION),
+        "/participation/v1/channels/mychannel"
+    );
+    let support = registrar.get("mychannel").unwrap();
+    for _ in 0..200 {
+        if support.config().1 == 1 && support.ledger.height() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(support.config().1, 1, "the config block is in force");
+    assert_eq!(support.ledger.height(), 2);
 }

@@ -96,6 +96,14 @@ pub enum ChannelCommand {
         #[arg(long)]
         config_block: PathBuf,
     },
+    /// Apply a CONFIG_UPDATE envelope file through the admin API (as Fabric 3.x's
+    /// `osnadmin channel update`).
+    UpdateEnvelope {
+        #[command(flatten)]
+        admin: Admin,
+        #[arg(long)]
+        config_update_envelope: PathBuf,
+    },
     /// The channels the orderer serves, or one channel's details (as `osnadmin channel list`).
     List {
         #[command(flatten)]
@@ -250,6 +258,10 @@ pub async fn run(args: ChannelArgs) -> Result<()> {
             admin,
             config_block,
         } => participation::join(&admin.address, &config_block).await,
+        ChannelCommand::UpdateEnvelope {
+            admin,
+            config_update_envelope,
+        } => participation::update(&admin.address, &config_update_envelope).await,
         ChannelCommand::List { admin, channel } => {
             participation::list(&admin.address, channel.as_deref()).await
         }

@@ -18,15 +18,26 @@ const CHANNELS: &str = "/participation/v1/channels";
 pub async fn join(admin: &str, config_block: &Path) -> Result<()> {
     let block = std::fs::read(config_block)
         .with_context(|| format!("reading config block {}", config_block.display()))?;
-    let (content_type, body) = multipart_form(&block);
+    let (content_type, body) = multipart_form("config-block", "config.block", &block);
     let answer = send(admin, Method::POST, CHANNELS, Some(&content_type), body).await?;
     print_answer(answer)
 }
 
 /// Joins the channel of `block` (encoded); the HTTP status and body.
 pub(crate) async fn join_block(admin: &str, block: &[u8]) -> Result<(StatusCode, Bytes)> {
-    let (content_type, body) = multipart_form(block);
+    let (content_type, body) = multipart_form("config-block", "config.block", block);
     send(admin, Method::POST, CHANNELS, Some(&content_type), body).await
+}
+
+/// Applies a CONFIG_UPDATE envelope through the API (PUT, a multipart
+/// `config-update-envelope` file): Fabric 3.x's `osnadmin channel update`.
+pub async fn update(admin: &str, envelope: &Path) -> Result<()> {
+    let bytes = std::fs::read(envelope)
+        .with_context(|| format!("reading config update envelope {}", envelope.display()))?;
+    let (content_type, body) =
+        multipart_form("config-update-envelope", "config-update.envelope", &bytes);
+    let answer = send(admin, Method::PUT, CHANNELS, Some(&content_type), body).await?;
+    print_answer(answer)
 }
 
 /// Every channel, or one channel's details.
@@ -43,8 +54,8 @@ pub async fn remove(admin: &str, channel: &str) -> Result<()> {
     print_answer(send(admin, Method::DELETE, &path, None, Vec::new()).await?)
 }
 
-/// Go's `multipart.Writer` with one `CreateFormFile("config-block", "config.block")`.
-fn multipart_form(block: &[u8]) -> (String, Vec<u8>) {
+/// Go's `multipart.Writer` with one `CreateFormFile(name, file)` holding `block`.
+fn multipart_form(name: &str, file: &str, block: &[u8]) -> (String, Vec<u8>) {
     let boundary = loop {
         let boundary = hex::encode(rand::thread_rng().r#gen::<[u8; 30]>());
         // A boundary must not occur in the content.
@@ -56,7 +67,7 @@ fn multipart_form(block: &[u8]) -> (String, Vec<u8>) {
         }
     };
     let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"config-block\"; filename=\"config.block\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
     )
     .into_bytes();
     body.extend_from_slice(block);
@@ -177,7 +188,7 @@ mod tests {
 
     #[test]
     fn the_form_carries_the_block_between_boundaries() {
-        let (content_type, body) = multipart_form(b"block bytes");
+        let (content_type, body) = multipart_form("config-block", "config.block", b"block bytes");
         let boundary = content_type
             .strip_prefix("multipart/form-data; boundary=")
             .unwrap();
