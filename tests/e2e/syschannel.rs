@@ -401,3 +401,74 @@ async fn orderer_channel_create_signs_sends_and_fetches_the_genesis_block() {
         String::from_utf8_lossy(&mismatch.stderr)
     );
 }
+
+/// Fabric v2.5.12's own `peer channel create` (`$FABRIC_REF/bin/peer`, as the fixture's
+/// capture run ran it) creates a channel on our orderer, and `osnadmin channel list`
+/// prints what it printed against Fabric's orderer.
+#[tokio::test(flavor = "multi_thread")]
+async fn fabric_peer_channel_create_and_osnadmin_against_our_system_channel() {
+    let Some(reference) = std::env::var_os("FABRIC_REF").map(PathBuf::from) else {
+        eprintln!(
+            "skipped: FABRIC_REF is not set (Fabric's peer and osnadmin come from its build)"
+        );
+        return;
+    };
+    let answers: Value = serde_json::from_slice(&read("answers.json")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let orderer = start(dir.path());
+
+    let osnadmin = |args: &[&str]| {
+        let out = std::process::Command::new(reference.join("bin/osnadmin"))
+            .args(["channel", "list", "-o", &orderer.admin])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+            + String::from_utf8_lossy(&out.stderr).trim()
+    };
+    let recorded = |name: &str| {
+        let case = answers["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap();
+        case["osnadmin_cli"]["output"].as_str().unwrap().to_string()
+    };
+    assert_eq!(osnadmin(&[]), recorded("admin.list_start"));
+    assert_eq!(
+        osnadmin(&["-c", SYSTEM]),
+        recorded("admin.info_system_channel")
+    );
+
+    let block = dir.path().join("appchannel.block");
+    let out = std::process::Command::new(reference.join("bin/peer"))
+        .args(["channel", "create", "-o", &orderer.addr, "-c", APP, "-f"])
+        .arg(syschannel("appchannel-create.tx"))
+        .args(["--timeout", "15s", "--outputBlock"])
+        .arg(&block)
+        .env("FABRIC_CFG_PATH", reference.join("src/sampleconfig"))
+        .env("CORE_PEER_LOCALMSPID", "Org1MSP")
+        .env("CORE_PEER_MSPCONFIGPATH", fixture_msp(ORG1_ADMIN_MSP))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "peer channel create: {stderr}");
+    eprintln!(
+        "peer channel create: {}",
+        stderr.lines().last().unwrap_or_default()
+    );
+    let (blocks, _) = all_blocks(&orderer, &user1(), APP).await;
+    assert_eq!(std::fs::read(&block).unwrap(), blocks[0].encode_to_vec());
+    check_creation(
+        &answers,
+        &all_blocks(&orderer, &signer_named("ord_admin"), SYSTEM)
+            .await
+            .0[1],
+        &blocks[0],
+        &all_blocks(&orderer, &signer_named("ord_admin"), SYSTEM)
+            .await
+            .0[0],
+    );
+    assert_eq!(osnadmin(&[]), recorded("admin.list_after_create"));
+}

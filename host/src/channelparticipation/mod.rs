@@ -204,9 +204,9 @@ fn info(api: &Api, headers: &HeaderMap, channel: &str) -> Response {
 
 async fn join(api: &Api, headers: &HeaderMap, body: Body) -> Response {
     let (file, truncated) = form_file(api, headers, body, FORM_DATA_CONFIG_BLOCK_KEY).await;
-    let block = file.and_then(|f| decode_block(&f).map_err(|m| error(StatusCode::BAD_REQUEST, m)));
-    let response = match block {
-        Ok(block) => join_block(api, block).await,
+    let response = match file.map(|f| decode_block(&f)) {
+        Ok(Ok(block)) => join_block(api, block).await,
+        Ok(Err(message)) => error(StatusCode::BAD_REQUEST, message),
         Err(response) => response,
     };
     close_if(truncated, response)
