@@ -130,9 +130,7 @@ mod tests {
     fn registrar(dir: &std::path::Path) -> Arc<Registrar> {
         let cache = ComponentCache::new(dir.join("components"));
         let core = CoreComponent::native();
-        let registrar =
-            Registrar::with_core(dir.into(), orderer0(), core, cache, CoreSettings::default());
-        Arc::new(registrar)
+        Registrar::with_core(dir.into(), orderer0(), core, cache, CoreSettings::default())
     }
 
     #[tokio::test(flavor = "multi_thread")]
