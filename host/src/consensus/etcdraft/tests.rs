@@ -3,6 +3,7 @@ use base64ct::{Base64, Encoding};
 use prost::bytes::Bytes;
 use raft::eraftpb::{
     ConfChange, ConfChangeType, ConfState, Entry, EntryType, Message, MessageType, Snapshot,
+    SnapshotMetadata,
 };
 use serde_json::{Value, json};
 
@@ -32,13 +33,17 @@ fn conf_change(t: ConfChangeType, node_id: u64) -> ConfChange {
 }
 
 fn snapshot(data: &[u8], index: u64, term: u64, cs: ConfState) -> Snapshot {
-    let mut s = Snapshot::default();
-    s.data = Bytes::copy_from_slice(data);
-    let md = s.mut_metadata();
-    md.index = index;
-    md.term = term;
-    md.set_conf_state(cs);
-    s
+    let metadata = SnapshotMetadata {
+        conf_state: Some(cs).into(),
+        index,
+        term,
+        ..Default::default()
+    };
+    Snapshot {
+        data: Bytes::copy_from_slice(data),
+        metadata: Some(metadata).into(),
+        ..Default::default()
+    }
 }
 
 fn hex(s: &str) -> Vec<u8> {
@@ -112,17 +117,21 @@ fn messages() -> Vec<(&'static str, Message)> {
     out.push(("MsgHeartbeat with a read context", hb_ctx));
     out.push(("MsgHeartbeatResp", msg(MsgHeartbeatResponse, 1, 2, 3)));
 
-    let mut cs = ConfState::default();
-    cs.voters = vec![1, 2, 3];
-    cs.learners = vec![4];
+    let cs = ConfState {
+        voters: vec![1, 2, 3],
+        learners: vec![4],
+        ..Default::default()
+    };
     let mut snap = msg(MsgSnapshot, 4, 1, 3);
     snap.set_snapshot(snapshot(b"block 20", 20, 3, cs));
     out.push(("MsgSnap", snap));
-    let mut joint = ConfState::default();
-    joint.voters = vec![1, 2, 300];
-    joint.voters_outgoing = vec![1, 2, 3];
-    joint.learners_next = vec![3];
-    joint.auto_leave = true;
+    let joint = ConfState {
+        voters: vec![1, 2, 300],
+        voters_outgoing: vec![1, 2, 3],
+        learners_next: vec![3],
+        auto_leave: true,
+        ..Default::default()
+    };
     let mut snap_joint = msg(MsgSnapshot, 300, 1, 7);
     snap_joint.set_snapshot(snapshot(b"", 40, 7, joint));
     out.push(("MsgSnap of a joint configuration", snap_joint));
@@ -211,9 +220,11 @@ fn entries_carry_type_term_index_and_only_non_empty_data() {
 
 #[test]
 fn conf_state_ids_are_unpacked_and_packed_ones_are_read() {
-    let mut cs = ConfState::default();
-    cs.voters = vec![1, 2];
-    cs.learners = vec![3];
+    let cs = ConfState {
+        voters: vec![1, 2],
+        learners: vec![3],
+        ..Default::default()
+    };
     let mut snap = msg(MessageType::MsgSnapshot, 2, 1, 3);
     snap.set_snapshot(snapshot(b"s", 20, 3, cs));
     let conf_state = "08 01 08 02 10 03 28 00"; // voters 1, 2 and learner 3 one field each
@@ -410,9 +421,10 @@ fn etcd_encodes_and_decodes_as_we_do() {
         return;
     };
     let src = std::path::PathBuf::from(fabric_ref).join("src");
-    // (name, kind, our bytes, the values as etcd's JSON, our decoder's view of etcd's bytes)
+    // (name, kind, our bytes, the values as etcd's JSON, what we started from, our decoder)
     type Decode = Box<dyn Fn(&[u8]) -> Result<String, WireError>>;
-    let mut cases: Vec<(String, &str, Vec<u8>, Value, String, Decode)> = Vec::new();
+    type Case = (String, &'static str, Vec<u8>, Value, String, Decode);
+    let mut cases: Vec<Case> = Vec::new();
     for (name, m) in messages() {
         let want = format!("{m:?}");
         let decode: Decode = Box::new(|b| decode_message(b).map(|m| format!("{m:?}")));

@@ -95,10 +95,11 @@ pub fn decode_message(bytes: impl Buf) -> Result<Message, WireError> {
     if let Some(s) = e.snapshot
         && s != empty_snapshot()
     {
-        let mut snapshot = Snapshot::default();
-        snapshot.data = s.data.unwrap_or_default();
-        snapshot.set_metadata(metadata_from_etcd(s.metadata.unwrap_or_default()));
-        m.set_snapshot(snapshot);
+        m.set_snapshot(Snapshot {
+            data: s.data.unwrap_or_default(),
+            metadata: Some(metadata_from_etcd(s.metadata.unwrap_or_default())).into(),
+            ..Default::default()
+        });
     }
     Ok(m)
 }
@@ -128,12 +129,13 @@ pub fn decode_conf_change(bytes: impl Buf) -> Result<ConfChange, WireError> {
         3 => ConfChangeType::AddLearnerNode,
         other => return Err(WireError::ConfChangeType(other)),
     };
-    let mut cc = ConfChange::default();
-    cc.id = e.id();
-    cc.set_change_type(change_type);
-    cc.node_id = e.node_id();
-    cc.context = e.context.unwrap_or_default();
-    Ok(cc)
+    Ok(ConfChange {
+        id: e.id(),
+        change_type,
+        node_id: e.node_id(),
+        context: e.context.unwrap_or_default(),
+        ..Default::default()
+    })
 }
 
 fn present(b: &Bytes) -> Option<Bytes> {
@@ -182,17 +184,20 @@ fn metadata_to_etcd(md: &SnapshotMetadata) -> etcd::SnapshotMetadata {
 fn metadata_from_etcd(md: etcd::SnapshotMetadata) -> SnapshotMetadata {
     let (index, term) = (md.index(), md.term());
     let cs = md.conf_state.unwrap_or_default();
-    let mut conf_state = ConfState::default();
-    conf_state.auto_leave = cs.auto_leave();
-    conf_state.voters = cs.voters;
-    conf_state.learners = cs.learners;
-    conf_state.voters_outgoing = cs.voters_outgoing;
-    conf_state.learners_next = cs.learners_next;
-    let mut metadata = SnapshotMetadata::default();
-    metadata.index = index;
-    metadata.term = term;
-    metadata.set_conf_state(conf_state);
-    metadata
+    let conf_state = ConfState {
+        auto_leave: cs.auto_leave(),
+        voters: cs.voters,
+        learners: cs.learners,
+        voters_outgoing: cs.voters_outgoing,
+        learners_next: cs.learners_next,
+        ..Default::default()
+    };
+    SnapshotMetadata {
+        conf_state: Some(conf_state).into(),
+        index,
+        term,
+        ..Default::default()
+    }
 }
 
 /// What etcd writes in the `snapshot` field of a message that carries none.
