@@ -1,5 +1,6 @@
-//! Generates the Fabric messages (and, with the `grpc` feature, the AtomicBroadcast
-//! service) with protox, a pure-Rust proto compiler, so no system `protoc` is needed.
+//! Generates the Fabric messages, etcd raft's wire messages (and, with the `grpc`
+//! feature, the AtomicBroadcast and Cluster clients and the Broadcast server) with
+//! protox, a pure-Rust proto compiler, so no system `protoc` is needed.
 
 use std::path::PathBuf;
 
@@ -12,15 +13,19 @@ const FILES: &[&str] = &[
     "msp/msp_config.proto",
     "msp/msp_principal.proto",
     "orderer/ab.proto",
+    "orderer/cluster.proto",
     "orderer/configuration.proto",
     "orderer/etcdraft/configuration.proto",
     "orderer/etcdraft/metadata.proto",
+    // etcd's, under proto/etcd/: the payload of cluster.proto's ConsensusRequest.
+    "raftpb/raft.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from("fabric");
+    let roots = [PathBuf::from("fabric"), PathBuf::from("etcd")];
     println!("cargo:rerun-if-changed=fabric");
-    let fds = protox::compile(FILES, [&root])?;
+    println!("cargo:rerun-if-changed=etcd");
+    let fds = protox::compile(FILES, &roots)?;
 
     let mut config = prost_build::Config::new();
     // Bytes fields share the decoded frame instead of copying; BTreeMaps make our own

@@ -27,5 +27,11 @@ pub mod orderer {
     }
 }
 
+/// etcd raft's wire messages, as Fabric's etcdraft sends them in
+/// `orderer::ConsensusRequest.payload` (see `proto/etcd/raftpb/raft.proto`).
+pub mod raftpb {
+    include!(concat!(env!("OUT_DIR"), "/raftpb.rs"));
+}
+
 pub use prost::Message;
 pub use prost_types::Timestamp;

@@ -3,6 +3,7 @@
 //! [`ConsenterSupport`]. `solo` is the first implementation; `etcdraft` is a second
 //! module behind the same two traits.
 
+pub mod etcdraft;
 pub mod solo;
 
 use crate::component::{CoreBlock, CoreComponent, FaultSink};
