@@ -329,28 +329,14 @@ impl<C: Crypto, P: Policy> Channel<C, P> {
             Ok(next) => next,
             Err(e) => return self.dropped(Rejection::bad_request(e)),
         };
-        let message = match marshal_envelope(envelope) {
-            Ok(m) => m,
-            Err(e) => {
-                return self.dropped(Rejection::bad_request(format!(
-                    "error unmarshalling Envelope: {e}"
-                )));
-            }
-        };
-        let mut blocks = Vec::with_capacity(2);
-        let pending = self.cutter.cut();
-        if !pending.is_empty() {
-            blocks.push(self.builder.build(&pending, &self.crypto));
+        let mut cut = self.order_alone(envelope);
+        if cut.dropped.is_none()
+            && let Some(block) = cut.blocks.last_mut()
+        {
+            block.is_config = true;
+            self.update_config(next);
         }
-        let mut block = self.builder.build(&[message], &self.crypto);
-        block.is_config = true;
-        blocks.push(block);
-        self.update_config(next);
-        Cut {
-            blocks,
-            pending: false,
-            dropped: None,
-        }
+        cut
     }
 
     /// Orders an ORDERER_TRANSACTION (a channel creation on the system channel) as
