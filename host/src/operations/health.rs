@@ -2,6 +2,7 @@
 //! each GET; 200 `{"status":"OK","time":...}` when none fails, else 503 with
 //! `"status":"Service Unavailable"` and one `failed_checks` entry per failure.
 
+use crate::protoutil::rfc3339_nano;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -53,27 +54,7 @@ fn now_rfc3339() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    rfc3339(now.as_secs(), now.subsec_nanos())
-}
-
-/// Seconds and nanoseconds since the epoch as `2006-01-02T15:04:05.999999999Z`
-/// (trailing zeros of the fraction dropped, as Go's RFC3339Nano).
-fn rfc3339(secs: u64, nanos: u32) -> String {
-    // Howard Hinnant's days-to-civil algorithm.
-    let days = (secs / 86_400) as i64 + 719_468;
-    let era = days.div_euclid(146_097);
-    let doe = days.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let rem = secs % 86_400;
-    let (h, m, s) = (rem / 3600, rem / 60 % 60, rem % 60);
-    let fraction = format!(".{nanos:09}");
-    let fraction = fraction.trim_end_matches('0').trim_end_matches('.');
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}{fraction}Z")
+    rfc3339_nano(now.as_secs(), now.subsec_nanos())
 }
 
 #[cfg(test)]
@@ -118,12 +99,15 @@ mod tests {
 
     #[test]
     fn time_as_go_marshals_it() {
-        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_nano(0, 0), "1970-01-01T00:00:00Z");
         assert_eq!(
-            rfc3339(1_709_251_199, 120_000_000),
+            rfc3339_nano(1_709_251_199, 120_000_000),
             "2024-02-29T23:59:59.12Z"
         );
-        assert_eq!(rfc3339(951_868_800, 5), "2000-03-01T00:00:00.000000005Z");
+        assert_eq!(
+            rfc3339_nano(951_868_800, 5),
+            "2000-03-01T00:00:00.000000005Z"
+        );
     }
 
     #[test]
