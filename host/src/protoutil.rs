@@ -1,8 +1,10 @@
 //! Small helpers over Fabric's messages and the clock, as Fabric's protoutil has
 //! them: used by the server, the chain and the client alike.
 
+use bytes::Bytes;
 use fabric_protos::common::{
-    Block, BlockMetadataIndex, ChannelHeader, Envelope, LastConfig, Metadata, Payload,
+    Block, BlockMetadataIndex, ChannelHeader, ConfigEnvelope, Envelope, LastConfig, Metadata,
+    Payload,
 };
 use prost::Message;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,6 +31,19 @@ pub fn last_config(block: &Block) -> u64 {
         .and_then(|raw| Metadata::decode(raw.clone()).ok())
         .and_then(|m| LastConfig::decode(m.value).ok())
         .map_or(0, |lc| lc.index)
+}
+
+/// The CONFIG_UPDATE envelope a CONFIG envelope was made from (its
+/// `ConfigEnvelope.last_update`), as Fabric's ProcessConfigMsg reads it; empty when
+/// there is none.
+pub fn config_update_of(config: &[u8]) -> Bytes {
+    Envelope::decode(config)
+        .ok()
+        .and_then(|e| Payload::decode(e.payload).ok())
+        .and_then(|p| ConfigEnvelope::decode(p.data).ok())
+        .and_then(|c| c.last_update)
+        .map(|u| u.encode_to_vec().into())
+        .unwrap_or_default()
 }
 
 pub fn now_unix_nanos() -> u64 {

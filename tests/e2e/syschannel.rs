@@ -4,6 +4,7 @@
 //! its own stream). It must give every recorded answer (Broadcast statuses and
 //! texts, Deliver statuses and block counts, the channel participation API's HTTP
 //! answers), write blocks laid out as Fabric's, and keep it all across a restart.
+//! Both recorded flows: solo over plaintext, and single-node etcdraft with TLS on.
 
 use crate::common::*;
 use crate::participation::{call, get, join};
@@ -28,6 +29,38 @@ const WAIT: Duration = Duration::from_secs(20);
 
 fn syschannel(rel: &str) -> PathBuf {
     fabric().join("syschannel").join(rel)
+}
+
+/// One recorded flow: its genesis block, where its answers and blocks are, and
+/// whether the orderer ran with General.TLS on.
+#[derive(Clone, Copy)]
+struct Flow {
+    genesis: &'static str,
+    recorded: &'static str,
+    tls: bool,
+}
+
+const SOLO: Flow = Flow {
+    genesis: "system-solo-genesis.block",
+    recorded: "",
+    tls: false,
+};
+
+const ETCDRAFT: Flow = Flow {
+    genesis: "system-etcdraft-genesis.block",
+    recorded: "etcdraft/",
+    tls: true,
+};
+
+impl Flow {
+    /// A file the recording wrote (answers, blocks).
+    fn recorded(&self, name: &str) -> Vec<u8> {
+        read(&format!("{}{name}", self.recorded))
+    }
+
+    fn is_etcdraft(&self) -> bool {
+        self.tls
+    }
 }
 
 fn read(rel: &str) -> Vec<u8> {
@@ -66,9 +99,19 @@ fn squeeze(text: &str) -> String {
 }
 
 fn start(data_dir: &Path) -> Orderer {
+    start_flow(data_dir, SOLO)
+}
+
+fn start_flow(data_dir: &Path, flow: Flow) -> Orderer {
     let msp = fixture_msp(ORDERER0_MSP);
-    let genesis = syschannel("system-solo-genesis.block");
-    Orderer::spawn(
+    let genesis = syschannel(flow.genesis);
+    let env = if flow.tls {
+        crate::tls::tls_env()
+    } else {
+        vec![]
+    };
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut orderer = Orderer::spawn_with_env(
         data_dir,
         &[
             "--msp-dir",
@@ -78,7 +121,43 @@ fn start(data_dir: &Path) -> Orderer {
             "--bootstrap-file",
             genesis.to_str().unwrap(),
         ],
-    )
+        &env,
+    );
+    if flow.tls {
+        orderer.tls = Some(crate::tls::client_tls(None));
+    }
+    orderer
+}
+
+/// The etcdraft `BlockMetadata` a block carries in its SIGNATURES metadata.
+fn raft_metadata(block: &Block) -> fabric_protos::orderer::etcdraft::BlockMetadata {
+    use fabric_protos::common::{Metadata, OrdererBlockMetadata};
+    let slot = &block.metadata.as_ref().unwrap().metadata[0];
+    let value = Metadata::decode(slot.as_ref()).unwrap().value;
+    let orderer = OrdererBlockMetadata::decode(value).unwrap();
+    let consenter = Metadata::decode(orderer.consenter_metadata).unwrap();
+    fabric_protos::orderer::etcdraft::BlockMetadata::decode(consenter.value).unwrap()
+}
+
+/// On etcdraft, each of our blocks carries the Raft metadata Fabric's block of the
+/// same number carries (consenter ids, next id, Raft index).
+fn check_raft_metadata(flow: Flow, ours: &[Block], recorded: &str) {
+    if !flow.is_etcdraft() {
+        return;
+    }
+    for block in ours {
+        let number = block.header.as_ref().unwrap().number;
+        let fabric = Block::decode(
+            flow.recorded(&format!("{recorded}-block-{number}.block"))
+                .as_slice(),
+        )
+        .unwrap();
+        assert_eq!(
+            raft_metadata(block),
+            raft_metadata(&fabric),
+            "{recorded} block {number}"
+        );
+    }
 }
 
 async fn all_blocks(orderer: &Orderer, signer: &Signer, channel: &str) -> (Vec<Block>, Status) {
@@ -163,11 +242,20 @@ fn check_creation(answers: &Value, system_block: &Block, genesis: &Block, previo
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_recorded_system_channel_flow_gets_fabrics_answers() {
-    let answers: Value = serde_json::from_slice(&read("answers.json")).unwrap();
+    replay(SOLO).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_recorded_etcdraft_system_channel_flow_over_tls_gets_fabrics_answers() {
+    replay(ETCDRAFT).await;
+}
+
+async fn replay(flow: Flow) {
+    let answers: Value = serde_json::from_slice(&flow.recorded("answers.json")).unwrap();
     let spec: Value = serde_json::from_slice(&read("spec.json")).unwrap();
     let unknown = spec["case_channels"]["unknown"].as_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let orderer = start(dir.path());
+    let orderer = start_flow(dir.path(), flow);
     let ord_admin = signer_named("ord_admin");
     let mut checked = 0;
 
@@ -191,7 +279,7 @@ async fn the_recorded_system_channel_flow_gets_fabrics_answers() {
         match name {
             "sys.block0_is_genesis_file" => {
                 let (blocks, _) = all_blocks(&orderer, &ord_admin, SYSTEM).await;
-                assert_eq!(blocks[0].encode_to_vec(), read("system-solo-genesis.block"));
+                assert_eq!(blocks[0].encode_to_vec(), read(flow.genesis));
             }
             "create.app_channel_exists" | "sys.height_after_create" => {
                 let channel = if name.starts_with("create") {
@@ -207,6 +295,7 @@ async fn the_recorded_system_channel_flow_gets_fabrics_answers() {
                 let system = wait_blocks(&orderer, &ord_admin, SYSTEM, 0, 1, WAIT).await;
                 let app = wait_blocks(&orderer, &ord_admin, APP, 0, 0, WAIT).await;
                 check_creation(&answers, &system[1], &app[0], &system[0]);
+                check_raft_metadata(flow, &system[1..], "system");
             }
             "app.three_client_txs" => {
                 let envelopes = (0..3)
@@ -218,15 +307,18 @@ async fn the_recorded_system_channel_flow_gets_fabrics_answers() {
                 // Client envelopes only: Fabric's data hash is reproducible.
                 assert_eq!(data_hash(&blocks[0]), expected["blocks"][0]["data_hash"]);
                 assert_eq!(tx_count(&blocks[0]), 3);
+                check_raft_metadata(flow, &blocks, "appchannel");
             }
             "sys.endorser_tx_by_orderer_admin" => {
                 let blocks = wait_blocks(&orderer, &ord_admin, SYSTEM, 2, 2, WAIT).await;
                 assert_eq!(data_hash(&blocks[0]), expected["blocks"][0]["data_hash"]);
+                check_raft_metadata(flow, &blocks, "system");
             }
             "create.bad_outer_signature_result" => {
                 let system = wait_blocks(&orderer, &ord_admin, SYSTEM, 2, 3, WAIT).await;
                 let created = wait_blocks(&orderer, &ord_admin, "badsig-channel", 0, 0, WAIT).await;
                 check_creation(&answers, &system[1], &created[0], &system[0]);
+                check_raft_metadata(flow, &system[1..], "system");
             }
             "create.rejections_changed_nothing" | "sys.rejections_changed_nothing" => {
                 // Both come after the creation of appchannel and before any other block.
@@ -269,9 +361,7 @@ async fn the_recorded_system_channel_flow_gets_fabrics_answers() {
                     "join_created_channel_block" => {
                         join(&orderer, &read("appchannel-block-0.block")).await
                     }
-                    "join_system_channel_block" => {
-                        join(&orderer, &read("system-solo-genesis.block")).await
-                    }
+                    "join_system_channel_block" => join(&orderer, &read(flow.genesis)).await,
                     "remove_app_channel" | "remove_system_channel" => {
                         let channel = if name.ends_with("app_channel") {
                             APP
@@ -307,9 +397,10 @@ async fn the_recorded_system_channel_flow_gets_fabrics_answers() {
     }
     assert!(checked >= 35, "only {checked} answers compared");
 
-    // A restart reopens the system channel and the channels it created.
+    // A restart reopens the system channel and the channels it created. The etcdraft
+    // flow ended by removing the system channel: the channels it created carry on.
     drop(orderer);
-    let orderer = start(dir.path());
+    let orderer = start_flow(dir.path(), flow);
     assert!(
         orderer
             .log()
@@ -319,18 +410,24 @@ async fn the_recorded_system_channel_flow_gets_fabrics_answers() {
     );
     for (channel, height) in [(SYSTEM, 4), (APP, 2), ("badsig-channel", 1)] {
         let (blocks, status) = all_blocks(&orderer, &ord_admin, channel).await;
-        assert_eq!(
-            (status, blocks.len()),
-            (Status::Success, height),
-            "{channel}"
-        );
+        let want = if channel == SYSTEM && flow.is_etcdraft() {
+            (Status::NotFound, 0)
+        } else {
+            (Status::Success, height)
+        };
+        assert_eq!((status, blocks.len()), want, "{channel}");
     }
     let responses = broadcast(&orderer, vec![tx(&user1(), APP, 100, 1)]).await;
     assert_eq!(statuses(&responses), vec![Status::Success as i32]);
     let list = get(&orderer, CHANNELS).await;
+    let system = if flow.is_etcdraft() {
+        r#""systemChannel":null"#
+    } else {
+        r#""systemChannel":{"name":"system-channel""#
+    };
+    assert!(list.body.contains(system), "{}", list.body);
     assert!(
-        list.body
-            .contains(r#""systemChannel":{"name":"system-channel""#),
+        list.body.contains(r#""name":"badsig-channel""#),
         "{}",
         list.body
     );

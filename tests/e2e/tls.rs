@@ -36,7 +36,7 @@ pub fn server_file(name: &str) -> String {
 }
 
 /// General.TLS on, with orderer0's server certificate.
-fn tls_env() -> Vec<(&'static str, String)> {
+pub fn tls_env() -> Vec<(&'static str, String)> {
     vec![
         ("ORDERER_GENERAL_TLS_ENABLED", "true".into()),
         ("ORDERER_GENERAL_TLS_CERTIFICATE", server_file("server.crt")),

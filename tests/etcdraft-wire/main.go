@@ -8,18 +8,23 @@
 //
 //	enc msg|cc JSON   ->  ok HEX    (JSON: the raftpb struct, as encoding/json reads it)
 //	dec msg|cc HEX    ->  ok JSON
+//	campaign CHANNEL SIZE           ->  ok ID   (the node a new chain's campaign starts on)
+//	block NUMBER PREV,ENV,ENV...    ->  ok HEX  (the block a leader proposes, hex fields)
 //	(any failure)     ->  err TEXT
 package main
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/golang/protobuf/proto"
+	"github.com/hyperledger/fabric/protoutil"
 	"go.etcd.io/etcd/raft/v3/raftpb"
 )
 
@@ -36,7 +41,40 @@ func value(kind string) (proto.Message, error) {
 func answer(line string) (string, error) {
 	fields := strings.SplitN(line, " ", 3)
 	if len(fields) != 3 {
-		return "", fmt.Errorf("want: enc|dec KIND ARG")
+		return "", fmt.Errorf("want: OPERATION ARG ARG")
+	}
+	switch fields[0] {
+	case "campaign":
+		// etcdraft's node.start, for a fresh chain that is not joining.
+		size, err := strconv.ParseUint(fields[2], 10, 64)
+		if err != nil {
+			return "", err
+		}
+		sha := sha256.Sum256([]byte(fields[1]))
+		number, _ := proto.DecodeVarint(sha[24:])
+		return strconv.FormatUint(number%size+1, 10), nil
+	case "block":
+		// etcdraft's blockCreator.createNextBlock, marshalled as the leader proposes it.
+		number, err := strconv.ParseUint(fields[1], 10, 64)
+		if err != nil {
+			return "", err
+		}
+		parts := strings.Split(fields[2], ",")
+		previous, err := hex.DecodeString(parts[0])
+		if err != nil {
+			return "", err
+		}
+		block := protoutil.NewBlock(number, previous)
+		for _, part := range parts[1:] {
+			envelope, err := hex.DecodeString(part)
+			if err != nil {
+				return "", err
+			}
+			block.Data.Data = append(block.Data.Data, envelope)
+		}
+		block.Header.DataHash = protoutil.BlockDataHash(block.Data)
+		b, err := proto.Marshal(block)
+		return hex.EncodeToString(b), err
 	}
 	m, err := value(fields[1])
 	if err != nil {

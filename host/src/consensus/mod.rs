@@ -4,6 +4,8 @@
 //! module behind the same two traits.
 
 pub mod etcdraft;
+#[cfg(test)]
+mod memory;
 pub mod solo;
 
 use crate::component::{CoreBlock, CoreComponent, FaultSink};
@@ -89,12 +91,19 @@ pub trait ConsenterSupport: Send + 'static {
     fn process_config_update(&self, update: &[u8], now_unix_nanos: u64)
     -> Result<Bytes, Rejection>;
 
-    /// Signs and appends a normal block.
-    fn write_block(&mut self, block: &CoreBlock) -> Result<()>;
+    /// Signs and appends a normal block. `consenter_metadata` is what the consenter
+    /// records in the block's `OrdererBlockMetadata` (etcdraft: its `BlockMetadata`);
+    /// `None` leaves it to the block writer (solo: nothing).
+    fn write_block(&mut self, block: &CoreBlock, consenter_metadata: Option<Bytes>) -> Result<()>;
 
     /// Puts the config of `block` (config sequence `sequence`) in force, then signs
     /// and appends the block: no reader sees the block under the old config.
-    fn write_config_block(&mut self, block: &CoreBlock, sequence: u64) -> Result<()>;
+    fn write_config_block(
+        &mut self,
+        block: &CoreBlock,
+        sequence: u64,
+        consenter_metadata: Option<Bytes>,
+    ) -> Result<()>;
 
     /// Where the cutter's faults are counted.
     fn faults(&self) -> &dyn FaultSink;

@@ -50,13 +50,14 @@ impl BlockWriter {
     }
 
     /// Appends signed metadata to a block the core built; returns the complete block.
-    pub fn finish(&self, block: &CoreBlock) -> Bytes {
+    /// The consenter's metadata is `consenter_metadata`, or by default the channel's.
+    pub fn finish(&self, block: &CoreBlock, consenter_metadata: Option<Bytes>) -> Bytes {
         let value = OrdererBlockMetadata {
             last_config: Some(LastConfig {
                 index: self.last_config,
             }),
             consenter_metadata: Metadata {
-                value: self.consenter_value(block.number),
+                value: consenter_metadata.unwrap_or_else(|| self.consenter_value(block.number)),
                 signatures: vec![],
             }
             .encode_to_vec()
@@ -170,7 +171,7 @@ mod tests {
                 consenter_ids: vec![1],
             },
         );
-        let ours = Block::decode(writer.finish(&core_block)).unwrap();
+        let ours = Block::decode(writer.finish(&core_block, None)).unwrap();
 
         assert_eq!(ours.header, fabric_block.header);
         assert_eq!(ours.data, fabric_block.data);

@@ -110,7 +110,7 @@ impl ConsenterSupport for ChainWriter {
         self.processor.process_config_update(update, now)
     }
 
-    fn write_block(&mut self, block: &CoreBlock) -> Result<()> {
+    fn write_block(&mut self, block: &CoreBlock, consenter_metadata: Option<Bytes>) -> Result<()> {
         // As Fabric's block writer: the new channel exists before the system
         // channel's block that creates it is written.
         if let Some(registrar) = self.registrar.as_ref().and_then(Weak::upgrade)
@@ -118,12 +118,18 @@ impl ConsenterSupport for ChainWriter {
         {
             registrar.create_channel(config_tx)?;
         }
-        self.committer.append(self.writer.finish(block))
+        self.committer
+            .append(self.writer.finish(block, consenter_metadata))
     }
 
-    fn write_config_block(&mut self, block: &CoreBlock, sequence: u64) -> Result<()> {
+    fn write_config_block(
+        &mut self,
+        block: &CoreBlock,
+        sequence: u64,
+        consenter_metadata: Option<Bytes>,
+    ) -> Result<()> {
         self.writer.set_last_config(block.number);
-        let complete = self.writer.finish(block);
+        let complete = self.writer.finish(block, consenter_metadata);
         // As Fabric's WriteConfigBlock: the new config is in force before the block
         // is visible, so no Deliver client reads it under the old one.
         self.processor

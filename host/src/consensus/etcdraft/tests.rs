@@ -485,3 +485,89 @@ fn etcd_encodes_and_decodes_as_we_do() {
         cases.len()
     );
 }
+
+fn fixture_block(name: &str) -> Vec<u8> {
+    std::fs::read(crate::testkit::fixtures().join("blocks").join(name)).unwrap()
+}
+
+/// A block Fabric's Raft chain wrote, read back as an entry: the core's form of it
+/// (header and data only) and, for a config block, its config's sequence.
+#[test]
+fn a_fabric_block_reads_as_the_entry_its_leader_proposed() {
+    use super::block::{entry_block, entry_data};
+    use fabric_protos::common::Block;
+    use prost::Message as _;
+    let raw = fixture_block("mychannel-etcdraft-block-1.block");
+    let fabric = Block::decode(&raw[..]).unwrap();
+    let (block, sequence) = entry_block(&raw).unwrap();
+    assert_eq!((block.number, block.is_config, sequence), (1, false, None));
+    let ours = Block::decode(&block.encoded[..]).unwrap();
+    assert_eq!(
+        (ours.header, ours.data),
+        (fabric.header.clone(), fabric.data.clone())
+    );
+    assert!(ours.metadata.is_none());
+    // Proposed again, it carries the five empty metadata slots of protoutil.NewBlock.
+    let proposed = Block::decode(entry_data(&block)).unwrap();
+    assert_eq!(proposed.metadata.unwrap().metadata, vec![Bytes::new(); 5]);
+    assert_eq!(proposed.header, fabric.header);
+
+    let (genesis, sequence) =
+        entry_block(&fixture_block("mychannel-etcdraft-genesis.block")).unwrap();
+    assert_eq!(
+        (genesis.number, genesis.is_config, sequence),
+        (0, true, Some(0))
+    );
+}
+
+/// Against Fabric v2.5.12's own code: the entry we propose for a block is the bytes
+/// its blockCreator and proto.Marshal make for the same block, and the node that
+/// starts a new chain's first campaign is the one Fabric's node.start picks.
+#[test]
+fn fabric_proposes_our_bytes_and_picks_our_campaigner() {
+    use super::block::{entry_block, entry_data};
+    use super::chain::campaigner;
+    use fabric_protos::common::Block;
+    use prost::Message as _;
+    let Some(fabric_ref) = std::env::var_os("FABRIC_REF") else {
+        println!("skipped: FABRIC_REF is not set");
+        return;
+    };
+    let src = std::path::PathBuf::from(fabric_ref).join("src");
+    let mut requests = Vec::new();
+    let mut ours = Vec::new();
+    for name in [
+        "mychannel-etcdraft-block-1.block",
+        "mychannel-etcdraft-block-2.block",
+    ] {
+        let raw = fixture_block(name);
+        let fabric = Block::decode(&raw[..]).unwrap();
+        let header = fabric.header.unwrap();
+        let mut fields = vec![::hex::encode(&header.previous_hash)];
+        fields.extend(fabric.data.unwrap().data.iter().map(::hex::encode));
+        requests.push(format!("block {} {}", header.number, fields.join(",")));
+        ours.push(::hex::encode(entry_data(&entry_block(&raw).unwrap().0)));
+    }
+    let channels = [
+        "mychannel",
+        "system-channel",
+        "appchannel",
+        "a",
+        "channel-42",
+    ];
+    for channel in channels {
+        for size in 1..=5 {
+            requests.push(format!("campaign {channel} {size}"));
+            ours.push(campaigner(channel, size).to_string());
+        }
+    }
+    let answers = ask_etcd(&src, &requests);
+    for ((request, answer), ours) in requests.iter().zip(&answers).zip(&ours) {
+        let request: String = request.chars().take(40).collect();
+        assert_eq!(answer.as_ref().unwrap(), ours, "{request}");
+    }
+    println!(
+        "{} answers of Fabric's blockCreator and campaign pick equal ours",
+        answers.len()
+    );
+}

@@ -56,6 +56,20 @@ impl<S: ConsenterSupport> SoloChain<S> {
         &self.support
     }
 
+    pub fn support_mut(&mut self) -> &mut S {
+        &mut self.support
+    }
+
+    /// A fresh cutter at the support's config and tip: the pending batch is dropped
+    /// and the timer stopped (a Raft leader starting to serve, or stepping down).
+    pub fn reopen(&mut self) -> Result<()> {
+        self.core = open(&self.support, &self.component)?;
+        self.timer
+            .set_timeout(Duration::from_millis(self.core.batch_timeout_ms()?));
+        self.timer.stop();
+        Ok(())
+    }
+
     /// When the batch timer expires, if it runs.
     pub fn deadline(&self) -> Option<Duration> {
         self.timer.deadline()
@@ -215,9 +229,9 @@ impl<S: ConsenterSupport> SoloChain<S> {
             if block.is_config {
                 // The core applied the config while cutting this block.
                 let sequence = self.core.config_sequence()?;
-                self.support.write_config_block(block, sequence)?;
+                self.support.write_config_block(block, sequence, None)?;
             } else {
-                self.support.write_block(block)?;
+                self.support.write_block(block, None)?;
             }
             tracing::debug!(channel = %self.support.channel_id(), number = block.number, config = block.is_config, "wrote block");
         }
@@ -237,15 +251,10 @@ impl<S: ConsenterSupport> SoloChain<S> {
             channel = %self.support.channel_id(),
             "the cutter faulted ({fault}); reopening it, its pending batch is lost"
         );
-        self.core = open(&self.support, &self.component)?;
-        self.timer
-            .set_timeout(Duration::from_millis(self.core.batch_timeout_ms()?));
-        self.timer.stop();
-        Ok(())
+        self.reopen()
     }
 }
 
-/// A new instance of `component` at the channel's tip and the config in force.
 /// Fabric's blockcutter metric: a cut that made a normal block took `fill` since its
 /// batch's first message.
 fn filled(channel: &str, blocks: &[CoreBlock], fill: Duration) {
@@ -254,6 +263,7 @@ fn filled(channel: &str, blocks: &[CoreBlock], fill: Duration) {
     }
 }
 
+/// A new instance of `component` at the channel's tip and the config in force.
 fn open(support: &impl ConsenterSupport, component: &CoreComponent) -> Result<CoreChannel> {
     let (config_block, tip) = support.config_and_tip();
     Ok(component.open_channel(&config_block, &tip)?)

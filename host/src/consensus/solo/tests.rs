@@ -4,103 +4,20 @@
 
 use super::*;
 use crate::client::configupdate::BatchEdits;
-use crate::component::{CoreBlock, CoreFault, FaultSink};
+use crate::consensus::memory::*;
 use crate::identity::Signer;
-use crate::msgprocessor::{Message, StandardChannel, ValidatorPool};
+use crate::msgprocessor::Message;
 use crate::testkit::*;
 use fabric_protos::common::{Block, Envelope, HeaderType};
-use ordering_core::blockheader::header_hash;
+use ordering_core::NativeCrypto;
 use ordering_core::config::ChannelConfig;
-use ordering_core::{NativeCrypto, Rejection};
 use prost::Message as _;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const SECOND: Duration = Duration::from_secs(1);
-
-#[derive(Default)]
-struct Faults(AtomicUsize);
-
-impl FaultSink for Faults {
-    fn record_fault(&self, _: &CoreComponent, _: &CoreFault) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// An in-memory ledger behind the real message processor.
-struct Memory {
-    processor: StandardChannel,
-    blocks: Vec<Block>,
-    faults: Faults,
-}
-
-impl Memory {
-    fn new() -> Self {
-        let genesis = solo_genesis();
-        let config = ChannelConfig::from_config_block(&genesis, &NativeCrypto).unwrap();
-        let block = Block::decode(&genesis[..]).unwrap();
-        let tip = block.header.clone().unwrap().encode_to_vec();
-        let faults = Arc::new(Faults::default());
-        let validators = ValidatorPool::new(
-            &config,
-            genesis.into(),
-            tip.into(),
-            Arc::new(CoreComponent::native()),
-            faults,
-        );
-        Memory {
-            processor: StandardChannel::new(CHANNEL, Arc::new(validators), orderer0()),
-            blocks: vec![block],
-            faults: Faults::default(),
-        }
-    }
-
-    fn append(&mut self, block: &CoreBlock) -> anyhow::Result<()> {
-        let decoded = Block::decode(&block.encoded[..])?;
-        let tip = self.blocks.last().unwrap().header.as_ref().unwrap();
-        let header = decoded.header.as_ref().unwrap();
-        anyhow::ensure!(header.number == self.blocks.len() as u64, "block number");
-        anyhow::ensure!(
-            header.previous_hash[..] == header_hash(tip, &NativeCrypto)[..],
-            "previous hash"
-        );
-        self.blocks.push(decoded);
-        Ok(())
-    }
-}
-
-impl ConsenterSupport for Memory {
-    fn channel_id(&self) -> &str {
-        CHANNEL
-    }
-
-    fn config_and_tip(&self) -> (Bytes, Vec<u8>) {
-        let (config, _) = self.processor.validators().config();
-        let tip = self.blocks.last().unwrap().header.clone().unwrap();
-        (config, tip.encode_to_vec())
-    }
-
-    fn process_config_update(&self, update: &[u8], now: u64) -> Result<Bytes, Rejection> {
-        self.processor.process_config_update(update, now)
-    }
-
-    fn write_block(&mut self, block: &CoreBlock) -> anyhow::Result<()> {
-        self.append(block)
-    }
-
-    fn write_config_block(&mut self, block: &CoreBlock, sequence: u64) -> anyhow::Result<()> {
-        self.processor
-            .validators()
-            .reconfigure(block.encoded.clone().into(), sequence);
-        self.append(block)
-    }
-
-    fn faults(&self) -> &dyn FaultSink {
-        &self.faults
-    }
-}
 
 /// A fake clock: `mono` moves only when a test says so.
 fn at(mono: Duration) -> Now {
@@ -111,7 +28,11 @@ fn at(mono: Duration) -> Now {
 }
 
 fn chain() -> SoloChain<Memory> {
-    SoloChain::new(Memory::new(), Arc::new(CoreComponent::native())).unwrap()
+    SoloChain::new(
+        Memory::new(solo_genesis()),
+        Arc::new(CoreComponent::native()),
+    )
+    .unwrap()
 }
 
 /// An encoded transaction (see [`tx`]).
@@ -307,7 +228,11 @@ fn a_swap_moves_the_pending_batch_and_keeps_its_timer() {
 fn halt_stops_the_chain() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let solo = Solo::new(Memory::new(), Arc::new(CoreComponent::native())).unwrap();
+        let solo = Solo::new(
+            Memory::new(solo_genesis()),
+            Arc::new(CoreComponent::native()),
+        )
+        .unwrap();
         solo.start();
         solo.wait_ready().await.unwrap();
         solo.order(raw_tx(&user1(), 1, 10), 0).await.unwrap();

@@ -1,0 +1,504 @@
+//! The etcdraft chain's logic, as a state machine over raft-rs's `RawNode`, in the
+//! shape of Fabric v2.5's `etcdraft.Chain`: every input (a tick, a Raft message from a
+//! peer, a submission, the batch timer) is one call, and [`RaftChain::ready`] hands
+//! back the messages to send. No thread, socket or clock of its own, so a simulated
+//! cluster drives several of these in one test.
+//!
+//! The leader cuts blocks with the same cutter as solo (a [`SoloChain`] whose "ledger"
+//! is Raft: what it would append, it proposes). Every node, the leader too, writes a
+//! block when its entry commits. A new leader serves only once every entry of earlier
+//! terms is applied; a config block pauses the leader until it is written; at most
+//! MaxInflightBlocks blocks are proposed and not yet written.
+
+use super::block::{entry_block, entry_data, header_hash, raft_metadata};
+use super::logger::logger;
+use super::wire::{decode_conf_change, encode_conf_change};
+use crate::component::{CoreBlock, CoreComponent, FaultSink};
+use crate::consensus::ConsenterSupport;
+use crate::consensus::solo::{Now, SoloChain};
+use anyhow::{Context, Result, bail, ensure};
+use bytes::Bytes;
+use fabric_protos::common::BlockHeader;
+use fabric_protos::orderer::etcdraft::BlockMetadata;
+use ordering_core::Rejection;
+use prost::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState, Message};
+use raft::storage::MemStorage;
+use raft::{RawNode, StateRole};
+use sha2::{Digest, Sha256};
+
+/// No leader (raft-rs's and etcd's `None`).
+pub const NO_LEADER: u64 = 0;
+
+/// The Raft settings of a channel (its etcdraft `Options`) and this node's place in it.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// This node's Raft ID.
+    pub id: u64,
+    /// Consenter IDs and the next ID, as the last block recorded them.
+    pub metadata: BlockMetadata,
+    pub election_tick: usize,
+    pub heartbeat_tick: usize,
+    pub max_inflight_blocks: usize,
+    /// Fabric sends at most BatchSize.PreferredMaxBytes of entries per message.
+    pub max_size_per_msg: u64,
+}
+
+/// What to do with a submission this node cannot order itself.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Submitted {
+    /// Cut (and proposed, if a block was cut) by this node, the leader.
+    Ordered,
+    /// Send it to the leader with this ID (a `SubmitRequest`).
+    Forward(u64),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// Fabric's answer while there is no leader (SERVICE_UNAVAILABLE on Broadcast).
+    #[error("no Raft leader")]
+    NoLeader,
+    /// The leader cannot take it yet (just elected, a config block or too many blocks
+    /// in flight); try again after the next [`RaftChain::ready`].
+    #[error("the leader is not accepting requests yet")]
+    Busy(Submission),
+    #[error(transparent)]
+    Halted(#[from] anyhow::Error),
+}
+
+/// A message the channel's processor accepted, with the config sequence it was
+/// validated under (`SubmitRequest.last_validation_seq`).
+#[derive(Clone, Debug)]
+pub struct Submission {
+    pub envelope: Bytes,
+    pub config_seq: u64,
+    /// A CONFIG envelope (ordered alone, pausing the leader until written).
+    pub is_config: bool,
+}
+
+pub struct RaftChain<S> {
+    id: u64,
+    node: RawNode<MemStorage>,
+    /// The leader's cutter; idle on followers. It owns the support.
+    cutter: SoloChain<Proposer<S>>,
+    metadata: BlockMetadata,
+    leader: u64,
+    role: StateRole,
+    /// Leader: elected, but entries of earlier terms are not all applied yet.
+    just_elected: bool,
+    /// Leader: taking submissions.
+    serving: bool,
+    in_flight: usize,
+    config_in_flight: bool,
+    max_inflight: usize,
+    applied: u64,
+    /// Number and header hash of the last block written.
+    tip: (u64, Vec<u8>),
+    /// Ticks between campaigns, and ticks since the last, while this node is the one
+    /// picked to start the first election and no leader is known.
+    campaign: Option<(usize, usize)>,
+}
+
+/// The support seen by the leader's cutter: blocks go to Raft, not to the ledger.
+struct Proposer<S> {
+    support: S,
+    proposals: Vec<(Bytes, bool)>,
+    /// The header of the last block proposed: a reopened cutter continues from it.
+    proposed_tip: Option<Vec<u8>>,
+}
+
+impl<S: ConsenterSupport> ConsenterSupport for Proposer<S> {
+    fn channel_id(&self) -> &str {
+        self.support.channel_id()
+    }
+
+    fn config_and_tip(&self) -> (Bytes, Vec<u8>) {
+        let (config, tip) = self.support.config_and_tip();
+        (config, self.proposed_tip.clone().unwrap_or(tip))
+    }
+
+    fn process_config_update(&self, update: &[u8], now: u64) -> Result<Bytes, Rejection> {
+        self.support.process_config_update(update, now)
+    }
+
+    fn write_block(&mut self, block: &CoreBlock, _: Option<Bytes>) -> Result<()> {
+        self.propose(block, false)
+    }
+
+    fn write_config_block(&mut self, block: &CoreBlock, _: u64, _: Option<Bytes>) -> Result<()> {
+        self.propose(block, true)
+    }
+
+    fn faults(&self) -> &dyn FaultSink {
+        self.support.faults()
+    }
+}
+
+impl<S> Proposer<S> {
+    fn propose(&mut self, block: &CoreBlock, is_config: bool) -> Result<()> {
+        self.proposed_tip = Some(block_header(&block.encoded)?.encode_to_vec());
+        self.proposals.push((entry_data(block), is_config));
+        Ok(())
+    }
+}
+
+/// The header of an encoded block, without copying its data.
+fn block_header(encoded: &[u8]) -> Result<BlockHeader> {
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct HeaderOnly {
+        #[prost(message, optional, tag = "1")]
+        header: Option<BlockHeader>,
+    }
+    HeaderOnly::decode(encoded)?
+        .header
+        .context("block has no header")
+}
+
+/// The node that starts the first election of a new channel, as Fabric picks it:
+/// `varint(sha256(channel)[24..]) % size + 1` (Go's DecodeVarint: 0 when the eight
+/// bytes never end a varint).
+pub fn campaigner(channel: &str, size: usize) -> u64 {
+    let digest = Sha256::digest(channel.as_bytes());
+    let (mut value, mut shift) = (0u64, 0);
+    let mut ended = false;
+    for byte in &digest[24..] {
+        value |= u64::from(byte & 0x7f) << shift;
+        shift += 7;
+        if byte & 0x80 == 0 {
+            ended = true;
+            break;
+        }
+    }
+    let value = if ended { value } else { 0 };
+    value % size as u64 + 1
+}
+
+/// A new channel's Raft log, as etcd's `StartNode` bootstraps it: one AddNode entry
+/// per consenter at term 1, all committed.
+fn bootstrap(ids: &[u64]) -> Result<MemStorage> {
+    let storage = MemStorage::new();
+    let entries: Vec<Entry> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let mut change = ConfChange::default();
+            change.set_change_type(ConfChangeType::AddNode);
+            change.node_id = *id;
+            let mut entry = Entry::default();
+            entry.set_entry_type(EntryType::EntryConfChange);
+            entry.term = 1;
+            entry.index = i as u64 + 1;
+            entry.data = encode_conf_change(&change).into();
+            entry
+        })
+        .collect();
+    {
+        let mut core = storage.wl();
+        core.append(&entries)?;
+        core.set_hardstate(HardState {
+            term: 1,
+            commit: ids.len() as u64,
+            ..Default::default()
+        });
+        core.set_conf_state(ConfState::from((ids.to_vec(), vec![])));
+    }
+    Ok(storage)
+}
+
+impl<S: ConsenterSupport> RaftChain<S> {
+    /// A node of a new channel whose ledger holds `tip` (the genesis block): the log is
+    /// bootstrapped with the consenters, and the picked node campaigns.
+    pub fn new(
+        support: S,
+        component: std::sync::Arc<CoreComponent>,
+        options: Options,
+        tip: &CoreBlock,
+    ) -> Result<Self> {
+        let channel = support.channel_id().to_string();
+        let ids = options.metadata.consenter_ids.clone();
+        ensure!(
+            ids.contains(&options.id),
+            "this node ({}) is not among the consenters {ids:?}",
+            options.id
+        );
+        let config = raft::Config {
+            id: options.id,
+            election_tick: options.election_tick,
+            heartbeat_tick: options.heartbeat_tick,
+            max_size_per_msg: options.max_size_per_msg,
+            max_inflight_msgs: options.max_inflight_blocks,
+            check_quorum: true,
+            pre_vote: true,
+            ..Default::default()
+        };
+        config.validate()?;
+        let node = RawNode::new(&config, bootstrap(&ids)?, &logger(&channel))?;
+        let campaign = (campaigner(&channel, ids.len()) == options.id)
+            .then_some((2 * options.heartbeat_tick, 0));
+        let proposer = Proposer {
+            support,
+            proposals: Vec::new(),
+            proposed_tip: None,
+        };
+        Ok(RaftChain {
+            id: options.id,
+            node,
+            cutter: SoloChain::new(proposer, component)?,
+            metadata: options.metadata,
+            leader: NO_LEADER,
+            role: StateRole::Follower,
+            just_elected: false,
+            serving: false,
+            in_flight: 0,
+            config_in_flight: false,
+            max_inflight: options.max_inflight_blocks,
+            applied: 0,
+            tip: (tip.number, header_hash(tip)),
+            campaign,
+        })
+    }
+
+    pub fn support(&self) -> &S {
+        &self.cutter.support().support
+    }
+
+    /// The leader this node knows of, or [`NO_LEADER`].
+    pub fn leader(&self) -> u64 {
+        self.leader
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The number of the last block written.
+    pub fn height(&self) -> u64 {
+        self.tip.0 + 1
+    }
+
+    /// One tick of the Raft clock (every TickInterval).
+    pub fn tick(&mut self) {
+        self.node.tick();
+        if let Some((every, elapsed)) = &mut self.campaign {
+            *elapsed += 1;
+            if *elapsed >= *every {
+                *elapsed = 0;
+                tracing::debug!(channel = %self.cutter.support().channel_id(), "campaigning");
+                let _ = self.node.campaign();
+            }
+        }
+    }
+
+    /// A Raft message from a peer.
+    pub fn step(&mut self, message: Message) -> Result<()> {
+        ensure!(
+            message.to == self.id,
+            "received a message for node {}, this node is {}",
+            message.to,
+            self.id
+        );
+        if let Err(e) = self.node.step(message) {
+            tracing::debug!(channel = %self.cutter.support().channel_id(), "raft step: {e}");
+        }
+        Ok(())
+    }
+
+    /// A message to order: cut here on the leader, forwarded from a follower.
+    pub fn submit(&mut self, submission: Submission, now: Now) -> Result<Submitted, SubmitError> {
+        match self.role {
+            StateRole::Candidate | StateRole::PreCandidate => return Err(SubmitError::NoLeader),
+            _ if self.leader == NO_LEADER => return Err(SubmitError::NoLeader),
+            _ if self.leader != self.id => return Ok(Submitted::Forward(self.leader)),
+            _ => {}
+        }
+        if !self.accepting() {
+            return Err(SubmitError::Busy(submission));
+        }
+        if submission.is_config {
+            let update = crate::protoutil::config_update_of(&submission.envelope);
+            self.cutter
+                .configure(submission.envelope, &update, submission.config_seq, now)?;
+        } else {
+            self.cutter
+                .order(&submission.envelope, submission.config_seq, now)?;
+        }
+        self.propose();
+        Ok(Submitted::Ordered)
+    }
+
+    /// Whether the leader takes submissions now.
+    pub fn accepting(&self) -> bool {
+        self.serving && !self.config_in_flight && self.in_flight < self.max_inflight
+    }
+
+    /// When the leader's batch timer expires, if it runs.
+    pub fn batch_deadline(&self) -> Option<std::time::Duration> {
+        self.serving.then(|| self.cutter.deadline()).flatten()
+    }
+
+    /// The batch timer's turn (leader): cuts what pends once its deadline passed.
+    pub fn batch_timeout(&mut self, now: Now) -> Result<()> {
+        if self.serving {
+            self.cutter.tick(now)?;
+            self.propose();
+        }
+        Ok(())
+    }
+
+    /// Proposes what the cutter cut. A dropped proposal (leadership lost meanwhile) is
+    /// lost, as in Fabric: its clients were answered SUCCESS for "handed to consensus".
+    fn propose(&mut self) {
+        let proposals = std::mem::take(&mut self.cutter.support_mut().proposals);
+        for (data, is_config) in proposals {
+            if let Err(e) = self.node.propose(vec![], data.to_vec()) {
+                tracing::error!(channel = %self.cutter.support().channel_id(), "proposing a block: {e}");
+                continue;
+            }
+            self.in_flight += 1;
+            self.config_in_flight |= is_config;
+        }
+    }
+
+    /// Handles what Raft has ready: persists entries, writes committed blocks, follows
+    /// leader changes. Returns the messages to send to peers.
+    pub fn ready(&mut self) -> Result<Vec<Message>> {
+        let mut out = Vec::new();
+        while self.node.has_ready() {
+            let mut ready = self.node.ready();
+            out.extend(ready.take_messages());
+            if let Some(soft) = ready.ss() {
+                let (leader, role) = (soft.leader_id, soft.raft_state);
+                self.follow(leader, role)?;
+            }
+            ensure!(
+                ready.snapshot().get_metadata().index == 0,
+                "catching up from a Raft snapshot is not supported yet"
+            );
+            self.apply(ready.take_committed_entries())?;
+            self.node.mut_store().wl().append(ready.entries())?;
+            if let Some(hard) = ready.hs() {
+                self.node.mut_store().wl().set_hardstate(hard.clone());
+            }
+            out.extend(ready.take_persisted_messages());
+            let mut light = self.node.advance(ready);
+            if let Some(commit) = light.commit_index() {
+                self.node.mut_store().wl().mut_hard_state().commit = commit;
+            }
+            out.extend(light.take_messages());
+            self.apply(light.take_committed_entries())?;
+            self.node.advance_apply();
+        }
+        self.maybe_serve()?;
+        Ok(out)
+    }
+
+    /// A leader change: Fabric's becomeLeader / becomeFollower.
+    fn follow(&mut self, leader: u64, role: StateRole) -> Result<()> {
+        if leader != self.leader {
+            tracing::info!(
+                channel = %self.cutter.support().channel_id(),
+                "Raft leader changed: {} -> {leader}",
+                self.leader
+            );
+            if self.leader == self.id {
+                // What the old leader had pending or in flight is not ours any more.
+                self.serving = false;
+                self.in_flight = 0;
+                self.config_in_flight = false;
+                self.cutter.reopen()?;
+            }
+            self.just_elected = leader == self.id;
+            if leader != NO_LEADER {
+                self.campaign = None;
+            }
+        }
+        self.leader = leader;
+        self.role = role;
+        Ok(())
+    }
+
+    /// A new leader starts serving once everything earlier is written.
+    fn maybe_serve(&mut self) -> Result<()> {
+        if !self.just_elected || self.leader != self.id {
+            return Ok(());
+        }
+        if self.node.raft.raft_log.last_index() > self.applied || self.config_in_flight {
+            return Ok(());
+        }
+        self.cutter.support_mut().proposed_tip = None;
+        self.cutter.reopen()?;
+        self.just_elected = false;
+        self.serving = true;
+        tracing::info!(
+            channel = %self.cutter.support().channel_id(),
+            "Start accepting requests as Raft leader at block [{}]",
+            self.tip.0
+        );
+        Ok(())
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<()> {
+        for entry in entries {
+            if entry.index <= self.applied {
+                continue;
+            }
+            match entry.get_entry_type() {
+                EntryType::EntryNormal if entry.data.is_empty() => {}
+                EntryType::EntryNormal => self.write(&entry)?,
+                EntryType::EntryConfChange => {
+                    let change = decode_conf_change(&entry.data[..])?;
+                    let state = self.node.apply_conf_change(&change)?;
+                    self.node.mut_store().wl().set_conf_state(state);
+                }
+                EntryType::EntryConfChangeV2 => bail!(
+                    "Raft entry {}: joint configuration changes are not used by Fabric",
+                    entry.index
+                ),
+            }
+            self.applied = entry.index;
+        }
+        Ok(())
+    }
+
+    /// Writes the block of a committed entry, signed by this node.
+    fn write(&mut self, entry: &Entry) -> Result<()> {
+        let (block, sequence) =
+            entry_block(&entry.data).with_context(|| format!("Raft entry {}", entry.index))?;
+        let expected = self.tip.0 + 1;
+        if block.number < expected {
+            tracing::info!(
+                channel = %self.cutter.support().channel_id(),
+                "got block [{}], expected [{expected}]: already written",
+                block.number
+            );
+            return Ok(());
+        }
+        ensure!(
+            block.number == expected,
+            "got block [{}] at Raft index {}, expected block [{expected}]",
+            block.number,
+            entry.index
+        );
+        let previous = block_header(&block.encoded)?.previous_hash;
+        ensure!(
+            previous[..] == self.tip.1[..],
+            "block [{}] does not chain onto block [{}]",
+            block.number,
+            self.tip.0
+        );
+        let metadata = Some(raft_metadata(&self.metadata, entry.index));
+        let support = &mut self.cutter.support_mut().support;
+        match sequence {
+            Some(sequence) => support.write_config_block(&block, sequence, metadata)?,
+            None => support.write_block(&block, metadata)?,
+        }
+        self.tip = (block.number, header_hash(&block));
+        if self.leader == self.id {
+            self.in_flight = self.in_flight.saturating_sub(1);
+            if block.is_config {
+                self.config_in_flight = false;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,478 @@
+//! A simulated etcdraft cluster: three [`RaftChain`]s in one test over a simulated
+//! network (a seeded random source decides delays, losses and partitions), each
+//! writing into an in-memory ledger behind the real message processor, with the real
+//! (natively linked) core cutting blocks. The clock is the tick count. raft-rs draws
+//! its randomized election timeouts from its own thread-local source, so elections
+//! are not reproducible from the seed: the assertions hold for any timing.
+
+use super::chain::*;
+use crate::component::CoreComponent;
+use crate::consensus::memory::*;
+use crate::consensus::solo::Now;
+use crate::testkit::*;
+use bytes::Bytes;
+use fabric_protos::common::Block;
+use fabric_protos::orderer::etcdraft::BlockMetadata;
+use prost::Message as _;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Fabric's defaults: TickInterval 500ms, ElectionTick 10, HeartbeatTick 1.
+const TICK: Duration = Duration::from_millis(500);
+
+fn genesis() -> Vec<u8> {
+    std::fs::read(fixtures().join("blocks/mychannel-etcdraft-genesis.block")).unwrap()
+}
+
+struct Cluster {
+    nodes: Vec<RaftChain<Memory>>,
+    /// Messages on the wire: (delivery tick, message).
+    wire: Vec<(u64, raft::eraftpb::Message)>,
+    ticks: u64,
+    /// Nodes cut off from everyone.
+    isolated: BTreeSet<u64>,
+    /// Probability that a message is lost.
+    loss: f64,
+    rng: StdRng,
+    /// Transactions each node was told were ordered (or forwarded to a leader).
+    acked: Vec<u64>,
+    refused: usize,
+}
+
+impl Cluster {
+    fn new(size: u64, seed: u64) -> Self {
+        let ids: Vec<u64> = (1..=size).collect();
+        let metadata = BlockMetadata {
+            consenter_ids: ids.clone(),
+            next_consenter_id: size + 1,
+            raft_index: 0,
+        };
+        let block = Block::decode(&genesis()[..]).unwrap();
+        let tip = crate::component::CoreBlock {
+            number: 0,
+            header_der: ordering_core::blockheader::header_der(block.header.as_ref().unwrap()),
+            encoded: vec![],
+            is_config: true,
+        };
+        let nodes = ids
+            .iter()
+            .map(|id| {
+                let options = Options {
+                    id: *id,
+                    metadata: metadata.clone(),
+                    election_tick: 10,
+                    heartbeat_tick: 1,
+                    max_inflight_blocks: 5,
+                    max_size_per_msg: 2 * 1024 * 1024,
+                };
+                let memory = Memory::new(genesis());
+                RaftChain::new(memory, Arc::new(CoreComponent::native()), options, &tip).unwrap()
+            })
+            .collect();
+        Cluster {
+            nodes,
+            wire: Vec::new(),
+            ticks: 0,
+            isolated: BTreeSet::new(),
+            loss: 0.0,
+            rng: StdRng::seed_from_u64(seed),
+            acked: Vec::new(),
+            refused: 0,
+        }
+    }
+
+    fn now(&self) -> Now {
+        Now {
+            mono: TICK * self.ticks as u32,
+            unix_nanos: crate::protoutil::now_unix_nanos(),
+        }
+    }
+
+    fn node(&mut self, id: u64) -> &mut RaftChain<Memory> {
+        &mut self.nodes[id as usize - 1]
+    }
+
+    /// Handles every node's ready and puts its messages on the wire.
+    fn settle(&mut self) {
+        for i in 0..self.nodes.len() {
+            let out = self.nodes[i].ready().unwrap();
+            for message in out {
+                let cut =
+                    self.isolated.contains(&message.from) || self.isolated.contains(&message.to);
+                if cut || self.rng.gen_bool(self.loss) {
+                    continue;
+                }
+                let delay = self.rng.gen_range(0..2);
+                self.wire.push((self.ticks + delay, message));
+            }
+        }
+    }
+
+    /// One tick: the clock moves, due messages arrive, batch timers fire.
+    fn tick(&mut self) {
+        self.ticks += 1;
+        let now = self.now();
+        for node in &mut self.nodes {
+            node.tick();
+            if node.batch_deadline().is_some_and(|d| d <= now.mono) {
+                node.batch_timeout(now).unwrap();
+            }
+        }
+        self.settle();
+        // Deliver in rounds: answers to delivered messages may be due now too.
+        loop {
+            let due: Vec<_> = {
+                let ticks = self.ticks;
+                let (due, later) = self.wire.drain(..).partition(|(at, _)| *at <= ticks);
+                self.wire = later;
+                due
+            };
+            if due.is_empty() {
+                break;
+            }
+            for (_, message) in due {
+                if self.isolated.contains(&message.to) {
+                    continue;
+                }
+                let to = message.to;
+                self.node(to).step(message).unwrap();
+            }
+            self.settle();
+        }
+    }
+
+    fn run(&mut self, ticks: u64) {
+        for _ in 0..ticks {
+            self.tick();
+        }
+    }
+
+    /// The leader every connected node agrees on, if any.
+    fn leader(&self) -> Option<u64> {
+        let leaders: BTreeSet<u64> = self
+            .nodes
+            .iter()
+            .filter(|n| !self.isolated.contains(&n.id()))
+            .map(|n| n.leader())
+            .collect();
+        match leaders.into_iter().collect::<Vec<_>>()[..] {
+            [leader] if leader != NO_LEADER => Some(leader),
+            _ => None,
+        }
+    }
+
+    fn wait_leader(&mut self, within: u64) -> u64 {
+        for _ in 0..within {
+            if let Some(leader) = self.leader()
+                && self.node(leader).accepting()
+            {
+                return leader;
+            }
+            self.tick();
+        }
+        panic!("no leader within {within} ticks");
+    }
+
+    /// Transaction `seed` sent to node `to`, forwarded as a follower would.
+    fn submit(&mut self, to: u64, seed: u64) {
+        let envelope: Bytes = tx(&user1(), seed, 200).encode_to_vec().into();
+        let mut target = to;
+        for _ in 0..3 {
+            let submission = Submission {
+                envelope: envelope.clone(),
+                config_seq: 0,
+                is_config: false,
+            };
+            let now = self.now();
+            match self.node(target).submit(submission, now) {
+                Ok(Submitted::Ordered) => {
+                    self.acked.push(seed);
+                    return;
+                }
+                Ok(Submitted::Forward(leader)) if !self.isolated.contains(&target) => {
+                    target = leader
+                }
+                Ok(Submitted::Forward(_)) | Err(SubmitError::NoLeader) => break,
+                Err(SubmitError::Busy(_)) => {
+                    self.tick();
+                }
+                Err(SubmitError::Halted(e)) => panic!("node {target} halted: {e:#}"),
+            }
+        }
+        self.refused += 1;
+    }
+
+    fn blocks(&self, id: u64) -> &[Block] {
+        &self.nodes[id as usize - 1].support().blocks
+    }
+
+    /// Every node holds the same chain (header and data); returns its height.
+    fn converged(&self) -> usize {
+        let first = self.blocks(1);
+        for node in &self.nodes {
+            assert_eq!(
+                node.support().blocks,
+                first,
+                "node {} differs from node 1",
+                node.id()
+            );
+        }
+        first.len()
+    }
+
+    /// The transaction seeds in the chain, in order.
+    fn seeds(&self) -> Vec<u64> {
+        self.blocks(1)[1..]
+            .iter()
+            .flat_map(|b| b.data.clone().unwrap().data)
+            .map(|envelope| {
+                let envelope = fabric_protos::common::Envelope::decode(envelope).unwrap();
+                let payload = fabric_protos::common::Payload::decode(envelope.payload).unwrap();
+                u64::from_be_bytes(payload.data[..8].try_into().unwrap())
+            })
+            .collect()
+    }
+}
+
+fn raft_metadata(memory: &Memory, block: usize) -> BlockMetadata {
+    BlockMetadata::decode(memory.consenter_metadata[block - 1].clone().unwrap()).unwrap()
+}
+
+#[test]
+fn the_node_fabric_picks_campaigns_and_every_node_writes_the_same_blocks() {
+    let mut cluster = Cluster::new(3, 1);
+    let leader = cluster.wait_leader(40);
+    assert_eq!(
+        leader,
+        campaigner(CHANNEL, 3),
+        "Fabric's campaigner wins a quiet start"
+    );
+
+    // Sent to every node: followers forward to the leader.
+    for seed in 0..30 {
+        cluster.submit(seed % 3 + 1, seed);
+    }
+    // BatchTimeout is 2 s: five ticks.
+    cluster.run(10);
+    let height = cluster.converged();
+    assert!(height >= 2, "height {height}");
+    assert_eq!(cluster.seeds(), (0..30).collect::<Vec<_>>());
+
+    // Each node signs and records the Raft metadata itself; the first block's entry
+    // follows the three bootstrap entries and the leader's empty entry.
+    for node in &cluster.nodes {
+        let memory = node.support();
+        let first = raft_metadata(memory, 1);
+        assert_eq!(first.consenter_ids, vec![1, 2, 3]);
+        assert_eq!(first.next_consenter_id, 4);
+        assert_eq!(first.raft_index, 5);
+        let indexes: Vec<u64> = (1..height)
+            .map(|b| raft_metadata(memory, b).raft_index)
+            .collect();
+        assert!(indexes.windows(2).all(|w| w[0] < w[1]), "{indexes:?}");
+    }
+}
+
+#[test]
+fn a_new_leader_takes_over_when_the_leader_is_cut_off_and_the_old_one_catches_up() {
+    let mut cluster = Cluster::new(3, 2);
+    let first = cluster.wait_leader(40);
+    for seed in 0..10 {
+        cluster.submit(first, seed);
+    }
+    cluster.run(10);
+    let before = cluster.converged();
+
+    cluster.isolated.insert(first);
+    // Without the leader the others elect one of themselves (ElectionTick 10..20).
+    let mut second = None;
+    for _ in 0..60 {
+        cluster.tick();
+        let others: Vec<u64> = (1..=3).filter(|id| *id != first).collect();
+        let leaders: BTreeSet<u64> = others.iter().map(|id| cluster.node(*id).leader()).collect();
+        if let [leader] = leaders.iter().copied().collect::<Vec<_>>()[..]
+            && leader != NO_LEADER
+            && leader != first
+            && cluster.node(leader).accepting()
+        {
+            second = Some(leader);
+            break;
+        }
+    }
+    let second = second.expect("a second leader");
+    for seed in 10..20 {
+        cluster.submit(second, seed);
+    }
+    cluster.run(10);
+    assert!(cluster.blocks(second).len() > before);
+    // The cut-off node wrote nothing new, and knows no other leader than itself.
+    assert_eq!(cluster.blocks(first).len(), before);
+
+    // Healed: the old leader follows and catches up, with the same blocks.
+    cluster.isolated.clear();
+    cluster.run(30);
+    assert_ne!(cluster.node(first).leader(), first);
+    cluster.converged();
+    assert_eq!(cluster.seeds(), (0..20).collect::<Vec<_>>());
+}
+
+#[test]
+fn without_a_quorum_there_is_no_leader_and_submissions_are_refused() {
+    let mut cluster = Cluster::new(3, 3);
+    let leader = cluster.wait_leader(40);
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    // The leader alone: CheckQuorum makes it step down.
+    cluster.isolated.extend((1..=3).filter(|id| *id != leader));
+    cluster.run(30);
+    assert_eq!(cluster.node(leader).leader(), NO_LEADER);
+    let now = cluster.now();
+    let refused = cluster.node(leader).submit(
+        Submission {
+            envelope: tx(&user1(), 1, 100).encode_to_vec().into(),
+            config_seq: 0,
+            is_config: false,
+        },
+        now,
+    );
+    assert!(matches!(refused, Err(SubmitError::NoLeader)), "{refused:?}");
+    assert!(
+        cluster.node(follower).leader() == NO_LEADER || cluster.node(follower).leader() != leader
+    );
+}
+
+/// Random losses, delays and partitions, from many seeds: whatever happens, the nodes
+/// never disagree on a block, a transaction is ordered at most once, and once the
+/// network heals they converge and keep ordering.
+#[test]
+fn random_partitions_and_losses_never_fork_the_chain() {
+    for seed in 0..8 {
+        let mut cluster = Cluster::new(3, 100 + seed);
+        cluster.loss = 0.1;
+        let mut next = 0;
+        for round in 0..12 {
+            if cluster.rng.gen_bool(0.4) {
+                let id = cluster.rng.gen_range(1..=3);
+                cluster.isolated = BTreeSet::from([id]);
+            } else {
+                cluster.isolated.clear();
+            }
+            for _ in 0..cluster.rng.gen_range(0..8) {
+                let to = cluster.rng.gen_range(1..=3);
+                cluster.submit(to, next);
+                next += 1;
+            }
+            let ticks = cluster.rng.gen_range(1..15);
+            cluster.run(ticks);
+            // Any two nodes agree on every block both have.
+            let chains: HashMap<u64, &[Block]> =
+                (1..=3).map(|id| (id, cluster.blocks(id))).collect();
+            for a in 1..=3 {
+                for b in 1..=3 {
+                    let n = chains[&a].len().min(chains[&b].len());
+                    assert_eq!(
+                        chains[&a][..n],
+                        chains[&b][..n],
+                        "seed {seed} round {round}"
+                    );
+                }
+            }
+        }
+        cluster.isolated.clear();
+        cluster.loss = 0.0;
+        // Live again: a transaction sent now is ordered (a leader elected meanwhile
+        // may drop what was pending, so a client would send again, as here).
+        let mut ordered = false;
+        for _ in 0..5 {
+            let leader = cluster.wait_leader(100);
+            cluster.submit(leader, next);
+            cluster.run(20);
+            if cluster.seeds().contains(&next) {
+                ordered = true;
+                break;
+            }
+            next += 1;
+        }
+        assert!(ordered, "seed {seed}: the healed cluster orders nothing");
+        cluster.converged();
+        let seeds = cluster.seeds();
+        let unique: BTreeSet<u64> = seeds.iter().copied().collect();
+        assert_eq!(
+            unique.len(),
+            seeds.len(),
+            "seed {seed}: a transaction ordered twice"
+        );
+        assert!(cluster.acked.len() + cluster.refused > 0);
+    }
+}
+
+/// A config update sent to a follower: forwarded as the CONFIG envelope the follower
+/// made, cut alone by the leader, and in force on every node once written (each
+/// node's message processor validates under the new sequence, with the new limits).
+#[test]
+fn a_config_block_is_ordered_alone_and_in_force_on_every_node() {
+    use crate::client::configupdate::BatchEdits;
+    use crate::msgprocessor::Message as Processed;
+    let mut cluster = Cluster::new(3, 4);
+    let leader = cluster.wait_leader(40);
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    cluster.submit(follower, 1);
+
+    let processor = &cluster.node(follower).support().processor;
+    let (config_block, _) = processor.validators().config();
+    let edits = BatchEdits {
+        max_message_count: Some(2),
+        ..Default::default()
+    };
+    let update = batch_update(&config_block, &edits, &orderer_admin());
+    let now = crate::protoutil::now_unix_nanos();
+    let chdr = crate::protoutil::channel_header(&update).unwrap();
+    let Ok(Processed::Config {
+        envelope,
+        config_seq,
+        ..
+    }) = processor.process(&chdr, &update, now)
+    else {
+        panic!("the update was not accepted");
+    };
+    let submission = Submission {
+        envelope,
+        config_seq,
+        is_config: true,
+    };
+    let now = cluster.now();
+    assert_eq!(
+        cluster
+            .node(follower)
+            .submit(submission.clone(), now)
+            .unwrap(),
+        Submitted::Forward(leader)
+    );
+    assert_eq!(
+        cluster.node(leader).submit(submission, now).unwrap(),
+        Submitted::Ordered
+    );
+    assert!(
+        !cluster.node(leader).accepting(),
+        "paused until the config block is written"
+    );
+    cluster.run(3);
+    assert!(cluster.node(leader).accepting());
+    assert_eq!(
+        cluster.converged(),
+        3,
+        "the pending transaction, then the config alone"
+    );
+    for node in &cluster.nodes {
+        assert_eq!(node.support().processor.validators().sequence(), 1);
+    }
+    // MaxMessageCount 2 cuts at once, without the timer.
+    cluster.submit(leader, 2);
+    cluster.submit(follower, 3);
+    // Under BatchTimeout (2 s, four ticks).
+    cluster.run(3);
+    assert_eq!(cluster.converged(), 4);
+    assert_eq!(cluster.seeds().len(), 4, "1, the config, 2 and 3");
+}
