@@ -1,5 +1,6 @@
 //! Generates the Fabric messages, etcd raft's wire messages (and, with the `grpc`
-//! feature, the AtomicBroadcast and Cluster clients and the Broadcast server) with
+//! feature, the AtomicBroadcast and Cluster clients, the Broadcast server and the
+//! Cluster server) with
 //! protox, a pure-Rust proto compiler, so no system `protoc` is needed.
 
 use std::path::PathBuf;
@@ -49,11 +50,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// ledger holds encoded (`EncodedDeliverResponse`) without copying them.
 fn server() {
     use tonic_build::manual::{Builder, Method, Service};
-    let method = |name: &str, route: &str, output: &str| {
+    let method = |name: &str, route: &str, input: &str, output: &str| {
         Method::builder()
             .name(name)
             .route_name(route)
-            .input_type("crate::common::Envelope")
+            .input_type(input)
             .output_type(output)
             .codec_path("tonic_prost::ProstCodec")
             .client_streaming()
@@ -66,11 +67,23 @@ fn server() {
         .method(method(
             "broadcast",
             "Broadcast",
+            "crate::common::Envelope",
             "crate::orderer::BroadcastResponse",
+        ))
+        .build();
+    // orderer.Cluster's server (its client is generated from cluster.proto above).
+    let cluster = Service::builder()
+        .name("Cluster")
+        .package("orderer")
+        .method(method(
+            "step",
+            "Step",
+            "crate::orderer::StepRequest",
+            "crate::orderer::StepResponse",
         ))
         .build();
     Builder::new()
         .build_client(false)
         .build_server(true)
-        .compile(&[service]);
+        .compile(&[service, cluster]);
 }

@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod broadcast;
 pub mod channelparticipation;
 pub mod client;
+pub mod cluster;
 pub mod comm;
 pub mod component;
 pub mod config;

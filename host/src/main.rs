@@ -145,6 +145,11 @@ async fn start(args: config::StartArgs) -> Result<()> {
         })
         .context(what)?
     };
+    if let Some(tls) = &settings.tls {
+        registrar.set_cluster_identity(
+            orderer::consensus::etcdraft::consenter::ClusterIdentity::from_tls(tls)?,
+        );
+    }
     let core = registrar.default_core();
     tracing::info!(
         "ordering core {} {} ({}, {})",

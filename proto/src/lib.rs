@@ -21,6 +21,8 @@ pub mod orderer {
 
     #[cfg(feature = "grpc")]
     include!(concat!(env!("OUT_DIR"), "/orderer.AtomicBroadcast.rs"));
+    #[cfg(feature = "grpc")]
+    include!(concat!(env!("OUT_DIR"), "/orderer.Cluster.rs"));
 
     pub mod etcdraft {
         include!(concat!(env!("OUT_DIR"), "/etcdraft.rs"));

@@ -66,8 +66,9 @@ fn bad_files_and_flags_are_named() {
     assert!(err.contains("256.1.1.1:99999"), "{err}");
 }
 
+/// Raft between orderers identifies consenters by their TLS certificates.
 #[test]
-fn multi_node_raft_channels_are_refused() {
+fn multi_node_raft_channels_need_tls() {
     let dir = tempfile::tempdir().unwrap();
     let three = dir.path().join("three-consenters.block");
     std::fs::write(&three, with_consenters(3)).unwrap();
@@ -77,7 +78,8 @@ fn multi_node_raft_channels_are_refused() {
         &fixture_args(msp.to_str().unwrap(), three.to_str().unwrap()),
     );
     assert!(
-        err.contains("three-consenters.block") && err.contains("3 consenters"),
+        err.contains("three-consenters.block")
+            && err.contains("3 etcdraft consenters: Raft between orderers needs General.TLS"),
         "{err}"
     );
 }

@@ -13,6 +13,7 @@ mod operations;
 mod ordereryaml;
 mod osnadmin;
 mod participation;
+mod raft;
 mod readme;
 mod restart;
 mod syschannel;

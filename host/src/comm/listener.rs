@@ -26,6 +26,9 @@ pub struct PeerInfo {
     pub addr: SocketAddr,
     /// SHA-256 of the client's TLS certificate, when it sent one.
     pub cert_hash: Option<[u8; 32]>,
+    /// The client's TLS certificate (DER), when it sent one: the cluster service
+    /// identifies consenters by it.
+    pub cert: Option<bytes::Bytes>,
 }
 
 /// One accepted connection.
@@ -97,6 +100,7 @@ async fn accept_loop(
                 peer: PeerInfo {
                     addr,
                     cert_hash: None,
+                    cert: None,
                 },
             };
             if tx.send(conn).await.is_err() {
@@ -108,13 +112,18 @@ async fn accept_loop(
         tokio::spawn(async move {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => {
-                    let cert_hash = stream
+                    let cert = stream
                         .get_ref()
                         .1
                         .peer_certificates()
                         .and_then(|chain| chain.first())
-                        .map(|cert| cert_hash(cert));
-                    let peer = PeerInfo { addr, cert_hash };
+                        .map(|cert| bytes::Bytes::copy_from_slice(cert));
+                    let cert_hash = cert.as_deref().map(cert_hash);
+                    let peer = PeerInfo {
+                        addr,
+                        cert_hash,
+                        cert,
+                    };
                     let _ = tx
                         .send(Conn {
                             io: Stream::Tls(Box::new(stream.into())),

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod listener;
+pub mod pinned;
 mod stream;
 #[cfg(test)]
 mod tests;

@@ -69,7 +69,7 @@ pub(super) fn provider() -> Arc<CryptoProvider> {
     })
 }
 
-const VERSIONS: &[&rustls::SupportedProtocolVersion] =
+pub(super) const VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
 fn read(setting: &str, file: &Path) -> Result<Vec<u8>, TlsError> {
@@ -141,6 +141,11 @@ impl ServerTlsFiles {
             .with_protocol_versions(VERSIONS)
             .expect("ring supports TLS 1.2 and 1.3");
         let builder = match &self.client_root_cas {
+            // The client listener without ClientAuthRequired: a certificate is asked
+            // for and not checked (Go's RequestClientCert), so that other orderers'
+            // cluster connections carry the identity the cluster service checks.
+            None if channels.is_some() => builder
+                .with_client_cert_verifier(Arc::new(super::pinned::RequestClientCert(provider()))),
             None => builder.with_no_client_auth(),
             Some(files) if channels.is_some() => {
                 let setting = format!("{}.ClientRootCAs", self.section);
@@ -247,6 +252,18 @@ impl ClientTls {
             server_name,
             cert_hash,
         })
+    }
+
+    pub(crate) fn new(
+        config: Arc<ClientConfig>,
+        server_name: Option<ServerName<'static>>,
+        cert_hash: Option<[u8; 32]>,
+    ) -> ClientTls {
+        ClientTls {
+            config,
+            server_name,
+            cert_hash,
+        }
     }
 
     /// Only HTTP/1.1 offered in ALPN: for the admin API's HTTP client.

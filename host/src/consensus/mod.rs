@@ -41,6 +41,12 @@ pub enum ChannelStatus {
 pub enum ChainError {
     #[error("the chain of this channel has stopped")]
     Stopped,
+    /// etcdraft, while no leader is elected (Fabric's text).
+    #[error("no Raft leader")]
+    NoLeader,
+    /// etcdraft: the leader's stream is full or gone.
+    #[error("failed to forward the transaction to the Raft leader {0}")]
+    Forward(u64),
 }
 
 /// Fabric's `consensus.Chain`. Calls return once the message is queued (SUCCESS on

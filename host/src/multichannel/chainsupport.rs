@@ -23,6 +23,8 @@ pub struct ChainSupport {
     pub ledger: Arc<Ledger>,
     pub processor: Arc<StandardChannel>,
     pub chain: Box<dyn Chain>,
+    /// An etcdraft chain's side of the cluster service.
+    pub cluster: Option<Arc<dyn crate::cluster::Handler>>,
     /// The core component in force, the ones it replaced, their faults.
     pub core: Arc<CoreSlot>,
     /// The last accepted envelopes, for dry runs of a candidate component.

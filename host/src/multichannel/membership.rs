@@ -6,7 +6,7 @@
 //! ledger into `chains/` (one atomic step), and a removal renames it out to the
 //! staging folder before deleting it; start empties the staging folder.
 
-use super::{ConsensusError, Joined, Registrar, consenter_metadata};
+use super::{ConsensusError, Joined, Registrar, consensus_of};
 use crate::consensus::{ChannelStatus, ConsensusRelation};
 use crate::ledger::Ledger;
 use crate::protoutil::now_unix_nanos;
@@ -130,7 +130,7 @@ impl Registrar {
         if number != 0 {
             return Err(JoinError::Onboarding { number });
         }
-        consenter_metadata(&config)?;
+        consensus_of(&config)?;
         self.write_genesis(&channel_id, block)
             .map_err(JoinError::Ledger)?;
         if let Err(e) = self.start_channel(&channel_id) {
@@ -159,7 +159,7 @@ impl Registrar {
         }
         let channel_id = config.channel_id.clone();
         validate_channel_id(&channel_id)?;
-        consenter_metadata(&config)?;
+        consensus_of(&config)?;
         self.write_genesis(&channel_id, block)
             .map_err(JoinError::Ledger)?;
         self.start_channel(&channel_id).map_err(JoinError::Start)?;

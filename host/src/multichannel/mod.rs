@@ -16,6 +16,7 @@ pub use committer::Committer;
 pub use membership::{ChannelIdError, ChannelInfo, JoinError, RemoveError, validate_channel_id};
 
 use crate::component::{ComponentCache, CoreComponent};
+use crate::consensus::etcdraft::consenter::{ClusterIdentity, new_chain};
 use crate::consensus::solo::Solo;
 use crate::consensus::{Chain, ConsensusRelation};
 use crate::hotswap::{self, CoreSettings, CoreSlot, RecentEnvelopes};
@@ -31,7 +32,7 @@ use ordering_core::config::ChannelConfig;
 use prost::Message;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use tokio::sync::watch;
 
 pub struct Registrar {
@@ -54,6 +55,8 @@ pub struct Registrar {
     /// Channels being removed. Its lock also puts joins and removals in one order
     /// (taken before `chains`).
     removals: Mutex<BTreeMap<String, Removal>>,
+    /// Set when General.TLS is on: how this node takes part in Raft clusters.
+    cluster: OnceLock<ClusterIdentity>,
 }
 
 pub enum Joined {
@@ -98,7 +101,13 @@ impl Registrar {
             system_channel: RwLock::default(),
             me: me.clone(),
             removals: Mutex::default(),
+            cluster: OnceLock::new(),
         })
+    }
+
+    /// This node's TLS identity for Raft clusters; before any channel opens.
+    pub fn set_cluster_identity(&self, identity: ClusterIdentity) {
+        let _ = self.cluster.set(identity);
     }
 
     /// The component channels start with.
@@ -184,18 +193,25 @@ impl Registrar {
         if config.channel_id != channel_id {
             bail!("the config block names channel {:?}", config.channel_id);
         }
-        let consenter = consenter_metadata(&config)?;
-        // As Fabric reports them: solo is not a cluster type; the one etcdraft
-        // consenter is this node.
-        let relation = match consenter {
-            ConsenterMetadata::Solo => ConsensusRelation::Other,
-            ConsenterMetadata::EtcdRaft { .. } => {
+        let consensus = consensus_of(&config)?;
+        // As Fabric reports them: solo is not a cluster type; an etcdraft channel
+        // this node serves is one it consents on.
+        let relation = match consensus {
+            Consensus::Solo => ConsensusRelation::Other,
+            Consensus::SingleRaft => {
                 tracing::info!(
                     channel = channel_id,
-                    "single-node etcdraft channel: ordered by the solo chain until Raft exists"
+                    "single-node etcdraft channel: ordered by the solo chain"
                 );
                 ConsensusRelation::Consenter
             }
+            Consensus::Raft(_) => ConsensusRelation::Consenter,
+        };
+        let consenter = match consensus {
+            Consensus::SingleRaft => ConsenterMetadata::EtcdRaft {
+                consenter_ids: vec![1],
+            },
+            _ => ConsenterMetadata::Solo,
         };
 
         let is_system = config.is_system_channel();
@@ -226,8 +242,30 @@ impl Registrar {
             slot: slot.clone(),
             registrar: is_system.then(|| self.me.clone()),
         };
-        let chain = Solo::new(writer, self.core.clone())
-            .with_context(|| format!("opening channel {channel_id} in the ordering core"))?;
+        let opening = || format!("opening channel {channel_id} in the ordering core");
+        let (chain, cluster): (Box<dyn Chain>, _) = match &consensus {
+            Consensus::Raft(metadata) => {
+                let identity = self.cluster.get().with_context(|| {
+                    format!("channel {channel_id} has {} etcdraft consenters: Raft between orderers needs General.TLS (consenters are known by their TLS certificates)", metadata.consenters.len())
+                })?;
+                let chain = new_chain(
+                    writer,
+                    self.core.clone(),
+                    metadata,
+                    crate::consensus::etcdraft::raft_metadata_of(&tip),
+                    tip.header.as_ref().context("the tip block has no header")?,
+                    config.batch_size.preferred_max_bytes.into(),
+                    identity,
+                )
+                .with_context(opening)?;
+                let handler = chain.handler();
+                (Box::new(chain), Some(handler))
+            }
+            _ => (
+                Box::new(Solo::new(writer, self.core.clone()).with_context(opening)?),
+                None,
+            ),
+        };
         chain.start();
         // Debug: the start prints each channel served, a join logs itself.
         tracing::debug!(channel = channel_id, height, consensus = %config.consensus.kind, "serving channel");
@@ -235,7 +273,8 @@ impl Registrar {
             channel_id: channel_id.to_string(),
             ledger,
             processor,
-            chain: Box::new(chain),
+            chain,
+            cluster,
             core: slot,
             recent: Arc::new(RecentEnvelopes::new(self.settings.recent_envelopes)),
             relation,
@@ -257,32 +296,48 @@ impl Registrar {
     }
 }
 
+/// The cluster service finds a channel's Raft chain here.
+impl crate::cluster::Dispatcher for Registrar {
+    fn handler(&self, channel: &str) -> Option<Arc<dyn crate::cluster::Handler>> {
+        self.get(channel)?.cluster.clone()
+    }
+}
+
 /// Why a channel's consenter set is not one this orderer can order.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsensusError {
-    #[error(
-        "channel {channel}: etcdraft with {consenters} consenters is not supported yet (one node only: solo or a single etcdraft consenter)"
-    )]
-    EtcdRaftConsenters { channel: String, consenters: usize },
-    #[error(
-        "channel {channel}: consensus type {kind:?} is not supported (solo or single-node etcdraft)"
-    )]
+    #[error("channel {channel}: etcdraft without consenters")]
+    NoConsenters { channel: String },
+    #[error("channel {channel}: consensus type {kind:?} is not supported (solo or etcdraft)")]
     UnsupportedType { channel: String, kind: String },
 }
 
-/// The consenter set must be one we can order: solo, or etcdraft with one consenter.
-fn consenter_metadata(config: &ChannelConfig) -> Result<ConsenterMetadata, ConsensusError> {
+/// How a channel is ordered here.
+enum Consensus {
+    Solo,
+    /// One etcdraft consenter: ordered by the solo chain, with Raft's block metadata.
+    SingleRaft,
+    Raft(fabric_protos::orderer::etcdraft::ConfigMetadata),
+}
+
+fn consensus_of(config: &ChannelConfig) -> Result<Consensus, ConsensusError> {
     match config.consensus.kind.as_str() {
-        "solo" => Ok(ConsenterMetadata::Solo),
-        "etcdraft" => match config.etcdraft_consenters() {
-            Some(1) => Ok(ConsenterMetadata::EtcdRaft {
-                consenter_ids: vec![1],
-            }),
-            n => Err(ConsensusError::EtcdRaftConsenters {
+        "solo" => Ok(Consensus::Solo),
+        "etcdraft" => {
+            let metadata = fabric_protos::orderer::etcdraft::ConfigMetadata::decode(
+                config.consensus.metadata.as_ref(),
+            )
+            .ok()
+            .filter(|m| !m.consenters.is_empty())
+            .ok_or_else(|| ConsensusError::NoConsenters {
                 channel: config.channel_id.clone(),
-                consenters: n.unwrap_or(0),
-            }),
-        },
+            })?;
+            Ok(if metadata.consenters.len() == 1 {
+                Consensus::SingleRaft
+            } else {
+                Consensus::Raft(metadata)
+            })
+        }
         other => Err(ConsensusError::UnsupportedType {
             channel: config.channel_id.clone(),
             kind: other.to_string(),

@@ -9,6 +9,7 @@ fn peer(with_cert: bool) -> PeerInfo {
     PeerInfo {
         addr: "127.0.0.1:5000".parse().unwrap(),
         cert_hash: with_cert.then_some([7; 32]),
+        cert: None,
     }
 }
 

@@ -1,4 +1,6 @@
-//! The gRPC server: `orderer.AtomicBroadcast` on the client listener.
+//! The gRPC server: `orderer.AtomicBroadcast` on the client listener, and
+//! `orderer.Cluster` (the Raft cluster's messages) beside it, as Fabric serves it when
+//! no separate cluster listener is configured.
 
 mod deliver_route;
 mod grpcmetrics;
@@ -86,6 +88,7 @@ pub async fn serve(
     registrar: Arc<Registrar>,
     mutual_tls: bool,
 ) -> anyhow::Result<()> {
+    let registrar_dispatcher: Arc<dyn crate::cluster::Dispatcher> = registrar.clone();
     let generated = AtomicBroadcastServer::new(Broadcast {
         registrar: registrar.clone(),
     })
@@ -99,9 +102,17 @@ pub async fn serve(
     // Flow-control windows that grow with the connection's bandwidth-delay product,
     // as Go gRPC's BDP estimation does: 64 KiB windows stall a stream of 3 KB
     // envelopes on window updates.
+    let cluster = fabric_protos::orderer::cluster_server::ClusterServer::new(
+        crate::cluster::service::ClusterService {
+            dispatcher: registrar_dispatcher,
+        },
+    )
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
     tonic::transport::Server::builder()
         .http2_adaptive_window(Some(true))
         .add_service(service)
+        .add_service(cluster)
         .serve_with_incoming(listener.into_stream())
         .await?;
     Ok(())

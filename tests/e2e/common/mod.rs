@@ -58,13 +58,23 @@ impl Orderer {
 
     /// The start command [`Orderer::spawn_with_env`] runs: ephemeral ports, `data_dir`.
     pub fn command(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Command {
+        Orderer::command_on(data_dir, "127.0.0.1:0", extra, env)
+    }
+
+    /// [`Orderer::command`] with the client listener on `listen`.
+    pub fn command_on(
+        data_dir: &Path,
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Command {
         std::fs::create_dir_all(data_dir).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_orderer"));
         command
             .args([
                 "start",
                 "--listen",
-                "127.0.0.1:0",
+                listen,
                 "--admin-listen",
                 "127.0.0.1:0",
                 "--operations-listen",

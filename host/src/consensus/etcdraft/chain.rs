@@ -212,7 +212,7 @@ impl<S: ConsenterSupport> RaftChain<S> {
         support: S,
         component: std::sync::Arc<CoreComponent>,
         options: Options,
-        tip: &CoreBlock,
+        tip: &BlockHeader,
     ) -> Result<Self> {
         let channel = support.channel_id().to_string();
         let ids = options.metadata.consenter_ids.clone();
@@ -253,7 +253,10 @@ impl<S: ConsenterSupport> RaftChain<S> {
             config_in_flight: false,
             max_inflight: options.max_inflight_blocks,
             applied: 0,
-            tip: (tip.number, header_hash(tip)),
+            tip: (
+                tip.number,
+                ordering_core::blockheader::header_hash(tip, &ordering_core::NativeCrypto).to_vec(),
+            ),
             campaign,
         })
     }
@@ -343,6 +346,22 @@ impl<S: ConsenterSupport> RaftChain<S> {
             self.propose();
         }
         Ok(())
+    }
+
+    /// Hot swap of the cutter (see [`SoloChain::swap`]); on a follower it takes
+    /// effect when this node next leads.
+    pub fn swap(
+        &mut self,
+        component: std::sync::Arc<CoreComponent>,
+        now: Now,
+    ) -> Result<Result<(), String>> {
+        let swapped = self.cutter.swap(component, now)?;
+        if self.serving {
+            self.propose();
+        } else {
+            self.cutter.support_mut().proposals.clear();
+        }
+        Ok(swapped)
     }
 
     /// Proposes what the cutter cut. A dropped proposal (leadership lost meanwhile) is

@@ -51,12 +51,7 @@ impl Cluster {
             raft_index: 0,
         };
         let block = Block::decode(&genesis()[..]).unwrap();
-        let tip = crate::component::CoreBlock {
-            number: 0,
-            header_der: ordering_core::blockheader::header_der(block.header.as_ref().unwrap()),
-            encoded: vec![],
-            is_config: true,
-        };
+        let tip = block.header.unwrap();
         let nodes = ids
             .iter()
             .map(|id| {

@@ -1,0 +1,136 @@
+//! Fabric's etcdraft `Consenter.HandleChain`: a channel's Raft chain from its config's
+//! etcdraft metadata. Consenter IDs are the ones the last block recorded, else (a new
+//! channel) 1..n in the config's order; this node is the consenter whose
+//! `server_tls_cert` has the public key of our TLS certificate.
+
+use super::chain::{Options, RaftChain};
+use super::node::EtcdRaft;
+use crate::cluster::RemoteNode;
+use crate::cluster::comm::{Identity, Remotes};
+use crate::comm::pinned::same_public_key;
+use crate::comm::tls::{certificates, private_key};
+use crate::comm::{ServerTlsFiles, TlsError};
+use crate::component::CoreComponent;
+use crate::consensus::ConsenterSupport;
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use fabric_protos::common::BlockHeader;
+use fabric_protos::orderer::etcdraft::{BlockMetadata, ConfigMetadata};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How this orderer takes part in clusters: its TLS server certificate (who it is in
+/// a consenter set) and the client identity it presents to the others.
+#[derive(Clone)]
+pub struct ClusterIdentity {
+    pub server_cert: Bytes,
+    pub client: Identity,
+}
+
+impl ClusterIdentity {
+    /// From General.TLS: the server certificate names this node in consenter sets,
+    /// and it presents the same certificate and key to the other consenters
+    /// (Fabric's default when General.Cluster.ClientCertificate is unset).
+    pub fn from_tls(tls: &ServerTlsFiles) -> Result<Self, TlsError> {
+        let setting = |name: &str| format!("{}.{name}", tls.section);
+        let chain = certificates(&setting("Certificate"), &tls.certificate)?;
+        let key = private_key(&setting("PrivateKey"), &tls.private_key)?;
+        Ok(ClusterIdentity {
+            server_cert: Bytes::copy_from_slice(&chain[0]),
+            client: Identity { chain, key },
+        })
+    }
+}
+
+/// The consenters of `metadata` with their Raft IDs.
+pub fn members(metadata: &ConfigMetadata, ids: &[u64]) -> Result<Vec<RemoteNode>> {
+    if ids.len() != metadata.consenters.len() {
+        bail!(
+            "{} consenter IDs for {} consenters",
+            ids.len(),
+            metadata.consenters.len()
+        );
+    }
+    metadata
+        .consenters
+        .iter()
+        .zip(ids)
+        .map(|(consenter, id)| {
+            let der = |pem: &[u8], what: &str| {
+                CertificateDer::from_pem_slice(pem)
+                    .map(|c| Bytes::copy_from_slice(&c))
+                    .with_context(|| {
+                        format!("consenter {}:{}: {what}", consenter.host, consenter.port)
+                    })
+            };
+            Ok(RemoteNode {
+                id: *id,
+                endpoint: format!("{}:{}", consenter.host, consenter.port),
+                server_cert: der(&consenter.server_tls_cert, "server_tls_cert")?,
+                client_cert: der(&consenter.client_tls_cert, "client_tls_cert")?,
+            })
+        })
+        .collect()
+}
+
+/// The Raft chain of a channel whose ledger ends at `tip`, with `last` the etcdraft
+/// metadata the last block recorded (None: only the genesis block is written).
+pub fn new_chain<S: ConsenterSupport>(
+    support: S,
+    component: Arc<CoreComponent>,
+    metadata: &ConfigMetadata,
+    last: Option<BlockMetadata>,
+    tip: &BlockHeader,
+    preferred_max_bytes: u64,
+    identity: &ClusterIdentity,
+) -> Result<EtcdRaft<S>> {
+    let channel = support.channel_id().to_string();
+    let n = metadata.consenters.len() as u64;
+    let block_metadata = match last {
+        Some(last) => last,
+        None => BlockMetadata {
+            consenter_ids: (1..=n).collect(),
+            next_consenter_id: n + 1,
+            raft_index: 0,
+        },
+    };
+    if tip.number > 0 {
+        bail!(
+            "channel {channel}: restarting a Raft node on a non-empty ledger is not supported yet (its WAL is not kept)"
+        );
+    }
+    let nodes = members(metadata, &block_metadata.consenter_ids)?;
+    let me = nodes
+        .iter()
+        .find(|node| same_public_key(&node.server_cert, &identity.server_cert))
+        .with_context(|| {
+            format!("channel {channel}: this orderer's TLS certificate is not among its consenters (joining as a follower is not supported yet)")
+        })?
+        .id;
+    let options = metadata.options.clone().unwrap_or_default();
+    let tick = ordering_core::config::parse_go_duration(&options.tick_interval)
+        .ok()
+        .filter(|nanos| *nanos > 0)
+        .map(|nanos| Duration::from_nanos(nanos as u64))
+        .with_context(|| {
+            format!(
+                "channel {channel}: etcdraft TickInterval {:?}",
+                options.tick_interval
+            )
+        })?;
+    let options = Options {
+        id: me,
+        metadata: block_metadata,
+        election_tick: options.election_tick as usize,
+        heartbeat_tick: options.heartbeat_tick as usize,
+        max_inflight_blocks: options.max_inflight_blocks.max(1) as usize,
+        max_size_per_msg: preferred_max_bytes,
+    };
+    tracing::info!(%channel, id = me, consenters = n, "starting Raft node");
+    let chain = RaftChain::new(support, component, options, tip)?;
+    let others = nodes.iter().filter(|node| node.id != me).cloned().collect();
+    let remotes = Remotes::new(&channel, Some(identity.client.clone()), others);
+    Ok(EtcdRaft::new(chain, remotes, nodes, tick))
+}
