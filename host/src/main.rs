@@ -146,8 +146,11 @@ async fn start(args: config::StartArgs) -> Result<()> {
         .context(what)?
     };
     if let Some(tls) = &settings.tls {
-        registrar.set_cluster_identity(
-            orderer::consensus::etcdraft::consenter::ClusterIdentity::from_tls(tls)?,
+        registrar.set_raft_settings(
+            orderer::consensus::etcdraft::consenter::RaftSettings::from_tls(
+                tls,
+                settings.wal_dir.clone(),
+            )?,
         );
     }
     let core = registrar.default_core();

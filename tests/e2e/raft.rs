@@ -2,8 +2,9 @@
 //! every connection with certificates made here, the consenters known by their TLS
 //! certificates. Without a quorum Broadcast answers Fabric's SERVICE_UNAVAILABLE "no
 //! Raft leader"; with one, envelopes sent to any node are ordered once, every node
-//! writes the same blocks (each signed by itself, with the Raft metadata), and the
-//! cluster carries on when its leader is killed.
+//! writes the same blocks (each signed by itself, with the Raft metadata), the
+//! cluster carries on when its leader is killed, and the killed node, restarted from
+//! its WAL, catches up.
 
 use crate::common::*;
 use fabric_protos::common::{Block, ConfigEnvelope, Envelope, Payload, Status};
@@ -311,4 +312,52 @@ async fn three_of_our_orderers_order_as_one_raft_cluster() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     same_chain(&survivors, blocks.len() as u64 - 1).await;
+
+    // The old leader restarts from its WAL and ledger: it catches up on what was
+    // ordered without it, and orders again with the others.
+    let restarted = start_node(
+        &dir.path().join(format!("n{leader}")),
+        &nodes[leader],
+        &genesis,
+        &ca,
+    );
+    assert!(
+        restarted.log().contains("restart=true"),
+        "{}",
+        restarted.log()
+    );
+    send_until_ordered(&restarted, 101).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let blocks = loop {
+        let (blocks, _) = deliver(
+            &restarted,
+            seek_envelope(
+                &user1(),
+                CH,
+                Some(oldest()),
+                Some(newest()),
+                fabric_protos::orderer::seek_info::SeekBehavior::FailIfNotReady,
+            ),
+        )
+        .await;
+        if payload_seeds(&blocks).contains(&101) {
+            break blocks;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted node did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut all = survivors;
+    all.push(&restarted);
+    let chain = same_chain(&all, blocks.len() as u64 - 1).await;
+    let seeds = payload_seeds(&chain);
+    for seed in [100, 101] {
+        assert_eq!(
+            seeds.iter().filter(|s| **s == seed).count(),
+            1,
+            "{seed} ordered once"
+        );
+    }
 }

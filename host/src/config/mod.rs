@@ -113,6 +113,8 @@ pub struct Settings {
     pub admin_insecure: bool,
     /// The system channel's genesis block, when bootstrapping from one.
     pub bootstrap_file: Option<PathBuf>,
+    /// etcdraft's write-ahead logs, one folder per channel (Consensus.WALDir).
+    pub wal_dir: PathBuf,
     pub operations_listen: String,
     /// Operations.TLS, when enabled.
     pub operations_tls: Option<ServerTlsFiles>,
@@ -170,6 +172,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "Metrics.Provider",
     "ChannelParticipation.Enabled",
     "ChannelParticipation.MaxRequestBodySize",
+    "Consensus.WALDir",
 ];
 
 const DEFAULT_DATA_DIR: &str = "./orderer-data";
@@ -262,6 +265,10 @@ impl StartArgs {
         }
 
         let tls = server_tls(loaded, "General.TLS", &c.general.tls)?;
+        let wal_dir = match loaded.etcdraft()?.wal_dir {
+            dir if given("Consensus.WALDir") && !dir.is_empty() => PathBuf::from(dir),
+            _ => data_dir.join("etcdraft/wal"),
+        };
         let admin_listen = match &self.admin_listen {
             Some(address) => address.clone(),
             None if given("Admin.ListenAddress") && !c.admin.listen_address.is_empty() => {
@@ -326,6 +333,7 @@ impl StartArgs {
             admin_tls,
             admin_insecure: self.admin_insecure,
             bootstrap_file,
+            wal_dir,
             operations_listen,
             operations_tls,
             metrics_provider,

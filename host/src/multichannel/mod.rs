@@ -16,7 +16,7 @@ pub use committer::Committer;
 pub use membership::{ChannelIdError, ChannelInfo, JoinError, RemoveError, validate_channel_id};
 
 use crate::component::{ComponentCache, CoreComponent};
-use crate::consensus::etcdraft::consenter::{ClusterIdentity, new_chain};
+use crate::consensus::etcdraft::consenter::{RaftSettings, new_chain};
 use crate::consensus::solo::Solo;
 use crate::consensus::{Chain, ConsensusRelation};
 use crate::hotswap::{self, CoreSettings, CoreSlot, RecentEnvelopes};
@@ -56,7 +56,7 @@ pub struct Registrar {
     /// (taken before `chains`).
     removals: Mutex<BTreeMap<String, Removal>>,
     /// Set when General.TLS is on: how this node takes part in Raft clusters.
-    cluster: OnceLock<ClusterIdentity>,
+    cluster: OnceLock<RaftSettings>,
 }
 
 pub enum Joined {
@@ -106,7 +106,7 @@ impl Registrar {
     }
 
     /// This node's TLS identity for Raft clusters; before any channel opens.
-    pub fn set_cluster_identity(&self, identity: ClusterIdentity) {
+    pub fn set_raft_settings(&self, identity: RaftSettings) {
         let _ = self.cluster.set(identity);
     }
 

@@ -12,6 +12,7 @@
 
 use super::block::{entry_block, entry_data, header_hash, raft_metadata};
 use super::logger::logger;
+use super::wal::{Restored, Wal};
 use super::wire::{decode_conf_change, encode_conf_change};
 use crate::component::{CoreBlock, CoreComponent, FaultSink};
 use crate::consensus::ConsenterSupport;
@@ -79,6 +80,8 @@ pub struct Submission {
 pub struct RaftChain<S> {
     id: u64,
     node: RawNode<MemStorage>,
+    /// None in simulations: the log is then memory only.
+    wal: Option<Wal>,
     /// The leader's cutter; idle on followers. It owns the support.
     cutter: SoloChain<Proposer<S>>,
     metadata: BlockMetadata,
@@ -175,9 +178,8 @@ pub fn campaigner(channel: &str, size: usize) -> u64 {
 
 /// A new channel's Raft log, as etcd's `StartNode` bootstraps it: one AddNode entry
 /// per consenter at term 1, all committed.
-fn bootstrap(ids: &[u64]) -> Result<MemStorage> {
-    let storage = MemStorage::new();
-    let entries: Vec<Entry> = ids
+fn bootstrap(ids: &[u64]) -> Restored {
+    let entries = ids
         .iter()
         .enumerate()
         .map(|(i, id)| {
@@ -192,27 +194,50 @@ fn bootstrap(ids: &[u64]) -> Result<MemStorage> {
             entry
         })
         .collect();
+    let hard_state = HardState {
+        term: 1,
+        commit: ids.len() as u64,
+        ..Default::default()
+    };
+    Restored {
+        entries,
+        hard_state,
+    }
+}
+
+/// The in-memory log raft-rs reads, holding `log`.
+fn storage(log: &Restored, voters: &[u64]) -> Result<MemStorage> {
+    let storage = MemStorage::new();
     {
         let mut core = storage.wl();
-        core.append(&entries)?;
-        core.set_hardstate(HardState {
-            term: 1,
-            commit: ids.len() as u64,
-            ..Default::default()
-        });
-        core.set_conf_state(ConfState::from((ids.to_vec(), vec![])));
+        core.append(&log.entries)?;
+        core.set_hardstate(log.hard_state.clone());
+        core.set_conf_state(ConfState::from((voters.to_vec(), vec![])));
     }
     Ok(storage)
 }
 
+/// How a node starts: a new channel (its log bootstrapped, written to the WAL if
+/// any), or a restart from the log its WAL held, with every entry up to `applied`
+/// already written to the ledger.
+pub enum Start {
+    New(Option<Wal>),
+    Restart {
+        wal: Wal,
+        log: Restored,
+        applied: u64,
+    },
+}
+
 impl<S: ConsenterSupport> RaftChain<S> {
-    /// A node of a new channel whose ledger holds `tip` (the genesis block): the log is
-    /// bootstrapped with the consenters, and the picked node campaigns.
+    /// A node of a channel whose ledger ends at `tip`. A new channel's picked node
+    /// campaigns; a restarted node waits for the election timeout like any other.
     pub fn new(
         support: S,
         component: std::sync::Arc<CoreComponent>,
         options: Options,
         tip: &BlockHeader,
+        start: Start,
     ) -> Result<Self> {
         let channel = support.channel_id().to_string();
         let ids = options.metadata.consenter_ids.clone();
@@ -221,8 +246,21 @@ impl<S: ConsenterSupport> RaftChain<S> {
             "this node ({}) is not among the consenters {ids:?}",
             options.id
         );
+        let (mut wal, log, applied, fresh) = match start {
+            Start::New(wal) => (wal, bootstrap(&ids), 0, true),
+            Start::Restart { wal, log, applied } => {
+                // Blocks are written only once committed; a commit index not yet
+                // persisted is learnt again from the leader.
+                let applied = applied.min(log.hard_state.commit);
+                (Some(wal), log, applied, false)
+            }
+        };
+        if fresh && let Some(wal) = &mut wal {
+            wal.append(&log.entries, Some(&log.hard_state))?;
+        }
         let config = raft::Config {
             id: options.id,
+            applied,
             election_tick: options.election_tick,
             heartbeat_tick: options.heartbeat_tick,
             max_size_per_msg: options.max_size_per_msg,
@@ -232,8 +270,8 @@ impl<S: ConsenterSupport> RaftChain<S> {
             ..Default::default()
         };
         config.validate()?;
-        let node = RawNode::new(&config, bootstrap(&ids)?, &logger(&channel))?;
-        let campaign = (campaigner(&channel, ids.len()) == options.id)
+        let node = RawNode::new(&config, storage(&log, &ids)?, &logger(&channel))?;
+        let campaign = (fresh && campaigner(&channel, ids.len()) == options.id)
             .then_some((2 * options.heartbeat_tick, 0));
         let proposer = Proposer {
             support,
@@ -243,6 +281,7 @@ impl<S: ConsenterSupport> RaftChain<S> {
         Ok(RaftChain {
             id: options.id,
             node,
+            wal,
             cutter: SoloChain::new(proposer, component)?,
             metadata: options.metadata,
             leader: NO_LEADER,
@@ -252,7 +291,7 @@ impl<S: ConsenterSupport> RaftChain<S> {
             in_flight: 0,
             config_in_flight: false,
             max_inflight: options.max_inflight_blocks,
-            applied: 0,
+            applied,
             tip: (
                 tip.number,
                 ordering_core::blockheader::header_hash(tip, &ordering_core::NativeCrypto).to_vec(),
@@ -393,6 +432,10 @@ impl<S: ConsenterSupport> RaftChain<S> {
                 ready.snapshot().get_metadata().index == 0,
                 "catching up from a Raft snapshot is not supported yet"
             );
+            // Durable before any of this Ready's blocks is written or message sent.
+            if let Some(wal) = &mut self.wal {
+                wal.append(ready.entries(), ready.hs())?;
+            }
             self.apply(ready.take_committed_entries())?;
             self.node.mut_store().wl().append(ready.entries())?;
             if let Some(hard) = ready.hs() {

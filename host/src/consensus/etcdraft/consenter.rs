@@ -3,8 +3,9 @@
 //! channel) 1..n in the config's order; this node is the consenter whose
 //! `server_tls_cert` has the public key of our TLS certificate.
 
-use super::chain::{Options, RaftChain};
+use super::chain::{Options, RaftChain, Start};
 use super::node::EtcdRaft;
+use super::wal::Wal;
 use crate::cluster::RemoteNode;
 use crate::cluster::comm::{Identity, Remotes};
 use crate::comm::pinned::same_public_key;
@@ -18,28 +19,32 @@ use fabric_protos::common::BlockHeader;
 use fabric_protos::orderer::etcdraft::{BlockMetadata, ConfigMetadata};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How this orderer takes part in clusters: its TLS server certificate (who it is in
-/// a consenter set) and the client identity it presents to the others.
+/// How this orderer takes part in Raft clusters: its TLS server certificate (who it
+/// is in a consenter set), the client identity it presents to the others, and where
+/// the channels' write-ahead logs are.
 #[derive(Clone)]
-pub struct ClusterIdentity {
+pub struct RaftSettings {
     pub server_cert: Bytes,
     pub client: Identity,
+    pub wal_dir: PathBuf,
 }
 
-impl ClusterIdentity {
+impl RaftSettings {
     /// From General.TLS: the server certificate names this node in consenter sets,
     /// and it presents the same certificate and key to the other consenters
     /// (Fabric's default when General.Cluster.ClientCertificate is unset).
-    pub fn from_tls(tls: &ServerTlsFiles) -> Result<Self, TlsError> {
+    pub fn from_tls(tls: &ServerTlsFiles, wal_dir: PathBuf) -> Result<Self, TlsError> {
         let setting = |name: &str| format!("{}.{name}", tls.section);
         let chain = certificates(&setting("Certificate"), &tls.certificate)?;
         let key = private_key(&setting("PrivateKey"), &tls.private_key)?;
-        Ok(ClusterIdentity {
+        Ok(RaftSettings {
             server_cert: Bytes::copy_from_slice(&chain[0]),
             client: Identity { chain, key },
+            wal_dir,
         })
     }
 }
@@ -84,7 +89,7 @@ pub fn new_chain<S: ConsenterSupport>(
     last: Option<BlockMetadata>,
     tip: &BlockHeader,
     preferred_max_bytes: u64,
-    identity: &ClusterIdentity,
+    identity: &RaftSettings,
 ) -> Result<EtcdRaft<S>> {
     let channel = support.channel_id().to_string();
     let n = metadata.consenters.len() as u64;
@@ -96,11 +101,7 @@ pub fn new_chain<S: ConsenterSupport>(
             raft_index: 0,
         },
     };
-    if tip.number > 0 {
-        bail!(
-            "channel {channel}: restarting a Raft node on a non-empty ledger is not supported yet (its WAL is not kept)"
-        );
-    }
+    let applied = block_metadata.raft_index;
     let nodes = members(metadata, &block_metadata.consenter_ids)?;
     let me = nodes
         .iter()
@@ -128,8 +129,18 @@ pub fn new_chain<S: ConsenterSupport>(
         max_inflight_blocks: options.max_inflight_blocks.max(1) as usize,
         max_size_per_msg: preferred_max_bytes,
     };
-    tracing::info!(%channel, id = me, consenters = n, "starting Raft node");
-    let chain = RaftChain::new(support, component, options, tip)?;
+    let dir = identity.wal_dir.join(&channel);
+    let start = match Wal::open(&dir)? {
+        (wal, None) if tip.number == 0 => Start::New(Some(wal)),
+        (_, None) => bail!(
+            "channel {channel}: the ledger holds {} blocks but there is no Raft WAL in {}: rejoining the cluster without it is not supported yet",
+            tip.number + 1,
+            dir.display()
+        ),
+        (wal, Some(log)) => Start::Restart { wal, log, applied },
+    };
+    tracing::info!(%channel, id = me, consenters = n, restart = matches!(start, Start::Restart { .. }), "starting Raft node");
+    let chain = RaftChain::new(support, component, options, tip, start)?;
     let others = nodes.iter().filter(|node| node.id != me).cloned().collect();
     let remotes = Remotes::new(&channel, Some(identity.client.clone()), others);
     Ok(EtcdRaft::new(chain, remotes, nodes, tick))

@@ -9,6 +9,7 @@ pub mod chain;
 pub mod consenter;
 mod logger;
 pub mod node;
+pub mod wal;
 pub mod wire;
 
 #[cfg(test)]

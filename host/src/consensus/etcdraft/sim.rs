@@ -64,7 +64,14 @@ impl Cluster {
                     max_size_per_msg: 2 * 1024 * 1024,
                 };
                 let memory = Memory::new(genesis());
-                RaftChain::new(memory, Arc::new(CoreComponent::native()), options, &tip).unwrap()
+                RaftChain::new(
+                    memory,
+                    Arc::new(CoreComponent::native()),
+                    options,
+                    &tip,
+                    Start::New(None),
+                )
+                .unwrap()
             })
             .collect();
         Cluster {
@@ -282,9 +289,10 @@ fn a_new_leader_takes_over_when_the_leader_is_cut_off_and_the_old_one_catches_up
     let before = cluster.converged();
 
     cluster.isolated.insert(first);
-    // Without the leader the others elect one of themselves (ElectionTick 10..20).
+    // Without the leader the others elect one of themselves (ElectionTick 10..20,
+    // split votes included).
     let mut second = None;
-    for _ in 0..60 {
+    for _ in 0..200 {
         cluster.tick();
         let others: Vec<u64> = (1..=3).filter(|id| *id != first).collect();
         let leaders: BTreeSet<u64> = others.iter().map(|id| cluster.node(*id).leader()).collect();
