@@ -49,12 +49,12 @@ async fn call(
     Ok((status, String::from_utf8(bytes.to_vec()).unwrap()))
 }
 
-async fn get(orderer: &Orderer, path: &str) -> (StatusCode, String) {
+pub(crate) async fn get(orderer: &Orderer, path: &str) -> (StatusCode, String) {
     call(orderer, None, Method::GET, path, "").await.unwrap()
 }
 
 /// The value of one series (`name{labels}` exactly as exposed), 0 when absent.
-fn sample(metrics: &str, series: &str) -> f64 {
+pub(crate) fn sample(metrics: &str, series: &str) -> f64 {
     metrics
         .lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))

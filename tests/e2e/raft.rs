@@ -275,6 +275,17 @@ async fn three_of_our_orderers_order_as_one_raft_cluster() {
         assert_eq!(metadata.consenter_ids, vec![1, 2, 3]);
         assert_eq!(metadata.next_consenter_id, 4);
     }
+    // Fabric's etcdraft metrics: one leader, three nodes, every node at the tip.
+    let mut leaders = 0.0;
+    for orderer in &orderers {
+        let (_, metrics) = crate::operations::get(orderer, "/metrics").await;
+        let series = |name: &str| format!("consensus_etcdraft_{name}{{channel=\"{CH}\"}}");
+        let value = |name: &str| crate::operations::sample(&metrics, &series(name));
+        assert_eq!(value("cluster_size"), 3.0, "{metrics}");
+        assert_eq!(value("committed_block_number"), (height - 1) as f64);
+        leaders += value("is_leader");
+    }
+    assert_eq!(leaders, 1.0);
 
     // Kill the leader: the other two elect one of themselves and carry on.
     let leader = (0..3)

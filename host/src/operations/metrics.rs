@@ -50,6 +50,19 @@ pub struct Metrics {
     pub core_faults: CounterVec,
     pub core_swaps: CounterVec,
     pub core_component: GaugeVec,
+    pub etcdraft: EtcdRaftMetrics,
+}
+
+/// Fabric's `consensus_etcdraft_*` metrics, labelled by channel.
+pub struct EtcdRaftMetrics {
+    pub cluster_size: GaugeVec,
+    pub is_leader: GaugeVec,
+    pub committed_block_number: GaugeVec,
+    pub leader_changes: CounterVec,
+    pub proposal_failures: CounterVec,
+    pub data_persist_duration: HistogramVec,
+    pub normal_proposals_received: CounterVec,
+    pub config_proposals_received: CounterVec,
 }
 
 /// The process' metrics.
@@ -242,6 +255,49 @@ impl Metrics {
                 "1 for the core component in force on a channel.",
                 &["channel", "sha256", "name", "version"],
             ),
+            etcdraft: EtcdRaftMetrics {
+                cluster_size: gauges(
+                    "consensus_etcdraft_cluster_size",
+                    "Number of nodes in this channel.",
+                    CHANNEL,
+                ),
+                is_leader: gauges(
+                    "consensus_etcdraft_is_leader",
+                    "The leadership status of the current node: 1 if it is the leader else 0.",
+                    CHANNEL,
+                ),
+                committed_block_number: gauges(
+                    "consensus_etcdraft_committed_block_number",
+                    "The block number of the latest block committed.",
+                    CHANNEL,
+                ),
+                leader_changes: counters(
+                    "consensus_etcdraft_leader_changes",
+                    "The number of leader changes since process start.",
+                    CHANNEL,
+                ),
+                proposal_failures: counters(
+                    "consensus_etcdraft_proposal_failures",
+                    "The number of proposal failures.",
+                    CHANNEL,
+                ),
+                data_persist_duration: histograms(
+                    "consensus_etcdraft_data_persist_duration",
+                    "The time taken for etcd/raft data to be persisted in storage (in seconds).",
+                    CHANNEL,
+                    None,
+                ),
+                normal_proposals_received: counters(
+                    "consensus_etcdraft_normal_proposals_received",
+                    "The total number of proposals received for normal type transactions.",
+                    CHANNEL,
+                ),
+                config_proposals_received: counters(
+                    "consensus_etcdraft_config_proposals_received",
+                    "The total number of proposals received for config type transactions.",
+                    CHANNEL,
+                ),
+            },
             registry,
         }
     }

@@ -28,6 +28,10 @@ use raft::storage::MemStorage;
 use raft::{RawNode, StateRole};
 use sha2::{Digest, Sha256};
 
+fn metrics() -> &'static crate::operations::metrics::EtcdRaftMetrics {
+    &crate::operations::metrics::metrics().etcdraft
+}
+
 /// No leader (raft-rs's and etcd's `None`).
 pub const NO_LEADER: u64 = 0;
 
@@ -273,6 +277,12 @@ impl<S: ConsenterSupport> RaftChain<S> {
         let node = RawNode::new(&config, storage(&log, &ids)?, &logger(&channel))?;
         let campaign = (fresh && campaigner(&channel, ids.len()) == options.id)
             .then_some((2 * options.heartbeat_tick, 0));
+        let labels = [channel.as_str()];
+        metrics()
+            .cluster_size
+            .with_label_values(&labels)
+            .set(ids.len() as f64);
+        metrics().is_leader.with_label_values(&labels).set(0.0);
         let proposer = Proposer {
             support,
             proposals: Vec::new(),
@@ -347,11 +357,16 @@ impl<S: ConsenterSupport> RaftChain<S> {
 
     /// A message to order: cut here on the leader, forwarded from a follower.
     pub fn submit(&mut self, submission: Submission, now: Now) -> Result<Submitted, SubmitError> {
-        match self.role {
-            StateRole::Candidate | StateRole::PreCandidate => return Err(SubmitError::NoLeader),
-            _ if self.leader == NO_LEADER => return Err(SubmitError::NoLeader),
-            _ if self.leader != self.id => return Ok(Submitted::Forward(self.leader)),
-            _ => {}
+        let candidate = matches!(self.role, StateRole::Candidate | StateRole::PreCandidate);
+        if candidate || self.leader == NO_LEADER {
+            metrics()
+                .proposal_failures
+                .with_label_values(&[self.cutter.support().channel_id()])
+                .inc();
+            return Err(SubmitError::NoLeader);
+        }
+        if self.leader != self.id {
+            return Ok(Submitted::Forward(self.leader));
         }
         if !self.accepting() {
             return Err(SubmitError::Busy(submission));
@@ -409,7 +424,12 @@ impl<S: ConsenterSupport> RaftChain<S> {
         let proposals = std::mem::take(&mut self.cutter.support_mut().proposals);
         for (data, is_config) in proposals {
             if let Err(e) = self.node.propose(vec![], data.to_vec()) {
-                tracing::error!(channel = %self.cutter.support().channel_id(), "proposing a block: {e}");
+                let channel = self.cutter.support().channel_id();
+                tracing::error!(%channel, "proposing a block: {e}");
+                metrics()
+                    .proposal_failures
+                    .with_label_values(&[channel])
+                    .inc();
                 continue;
             }
             self.in_flight += 1;
@@ -434,7 +454,12 @@ impl<S: ConsenterSupport> RaftChain<S> {
             );
             // Durable before any of this Ready's blocks is written or message sent.
             if let Some(wal) = &mut self.wal {
+                let started = std::time::Instant::now();
                 wal.append(ready.entries(), ready.hs())?;
+                metrics()
+                    .data_persist_duration
+                    .with_label_values(&[self.cutter.support().channel_id()])
+                    .observe(started.elapsed().as_secs_f64());
             }
             self.apply(ready.take_committed_entries())?;
             self.node.mut_store().wl().append(ready.entries())?;
@@ -469,6 +494,10 @@ impl<S: ConsenterSupport> RaftChain<S> {
                 self.config_in_flight = false;
                 self.cutter.reopen()?;
             }
+            let labels = [self.cutter.support().channel_id()];
+            metrics().leader_changes.with_label_values(&labels).inc();
+            let leading = if leader == self.id { 1.0 } else { 0.0 };
+            metrics().is_leader.with_label_values(&labels).set(leading);
             self.just_elected = leader == self.id;
             if leader != NO_LEADER {
                 self.campaign = None;
@@ -555,6 +584,10 @@ impl<S: ConsenterSupport> RaftChain<S> {
             None => support.write_block(&block, metadata)?,
         }
         self.tip = (block.number, header_hash(&block));
+        metrics()
+            .committed_block_number
+            .with_label_values(&[self.cutter.support().channel_id()])
+            .set(block.number as f64);
         if self.leader == self.id {
             self.in_flight = self.in_flight.saturating_sub(1);
             if block.is_config {

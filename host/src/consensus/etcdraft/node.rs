@@ -245,6 +245,17 @@ impl<S: ConsenterSupport> Handler for Shared<S> {
     }
 }
 
+/// Fabric counts what Broadcast hands to the chain, on every node.
+fn proposals_received(channel: &str, config: bool) {
+    let metrics = &crate::operations::metrics::metrics().etcdraft;
+    let counter = if config {
+        &metrics.config_proposals_received
+    } else {
+        &metrics.normal_proposals_received
+    };
+    counter.with_label_values(&[channel]).inc();
+}
+
 /// Whether an envelope is a CONFIG envelope (ordered alone).
 fn is_config(envelope: &[u8]) -> bool {
     Envelope::decode(envelope)
@@ -255,6 +266,7 @@ fn is_config(envelope: &[u8]) -> bool {
 
 impl<S: ConsenterSupport> Chain for EtcdRaft<S> {
     fn order(&self, envelope: Bytes, config_seq: u64) -> BoxFuture<'_, Result<(), ChainError>> {
+        proposals_received(&self.shared.channel, false);
         self.shared
             .submit(Submission {
                 envelope,
@@ -270,6 +282,7 @@ impl<S: ConsenterSupport> Chain for EtcdRaft<S> {
         _update: Bytes,
         config_seq: u64,
     ) -> BoxFuture<'_, Result<(), ChainError>> {
+        proposals_received(&self.shared.channel, true);
         self.shared
             .submit(Submission {
                 envelope: config,
