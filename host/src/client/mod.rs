@@ -164,27 +164,40 @@ pub(crate) struct DeliverSession {
     tls_cert_hash: Option<[u8; 32]>,
     channel: String,
     requests: mpsc::Sender<Envelope>,
-    responses: tonic::Streaming<DeliverResponse>,
+    call: Call,
+}
+
+/// The Deliver call, opened in the background with the first request: tonic's call
+/// resolves when the server's headers arrive, which a Go server sends only with its
+/// first answer, so neither opening nor `send` may wait for it (a follower seeking
+/// future blocks would wait for the load it is there to watch).
+enum Call {
+    Unopened(
+        Box<AtomicBroadcastClient<tonic::transport::Channel>>,
+        mpsc::Receiver<Envelope>,
+    ),
+    Opening(tokio::task::JoinHandle<Result<tonic::Streaming<DeliverResponse>, tonic::Status>>),
+    Open(tonic::Streaming<DeliverResponse>),
+    Taken,
 }
 
 impl DeliverSession {
     pub(crate) async fn open(id: &Identity) -> Result<Self> {
         let signer = Signer::from_msp_dir(&id.msp_dir, &id.msp_id)?;
         let tls_cert_hash = id.tls.client()?.and_then(|tls| tls.cert_hash());
-        let mut client = connect(id).await?;
+        let client = connect(id).await?;
         let (requests, rx) = mpsc::channel(4);
-        let responses = client.deliver(ReceiverStream::new(rx)).await?.into_inner();
         Ok(DeliverSession {
             signer,
             tls_cert_hash,
             channel: id.channel.clone(),
             requests,
-            responses,
+            call: Call::Unopened(Box::new(client), rx),
         })
     }
 
     async fn send(
-        &self,
+        &mut self,
         start: SeekPosition,
         stop: SeekPosition,
         behavior: SeekBehavior,
@@ -205,12 +218,25 @@ impl DeliverSession {
         self.requests
             .send(env)
             .await
-            .map_err(|_| anyhow!("deliver stream closed"))
+            .map_err(|_| anyhow!("deliver stream closed"))?;
+        self.call = match std::mem::replace(&mut self.call, Call::Taken) {
+            Call::Unopened(mut client, rx) => Call::Opening(tokio::spawn(async move {
+                Ok(client.deliver(ReceiverStream::new(rx)).await?.into_inner())
+            })),
+            call => call,
+        };
+        Ok(())
     }
 
     /// The next block, or Err with the final status.
     async fn next(&mut self) -> Result<std::result::Result<Block, i32>> {
-        match self.responses.message().await?.and_then(|r| r.r#type) {
+        if let Call::Opening(opening) = &mut self.call {
+            self.call = Call::Open(opening.await??);
+        }
+        let Call::Open(responses) = &mut self.call else {
+            bail!("no deliver request was sent");
+        };
+        match responses.message().await?.and_then(|r| r.r#type) {
             Some(deliver_response::Type::Block(block)) => Ok(Ok(block)),
             Some(deliver_response::Type::Status(status)) => Ok(Err(status)),
             None => bail!("the orderer closed the deliver stream"),

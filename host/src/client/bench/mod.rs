@@ -61,6 +61,10 @@ pub struct LoadArgs {
     /// `<channel>-0` .. `<channel>-<N-1>` (as `orderer bench-channels` joins them).
     #[arg(long, default_value_t = 1)]
     pub channels: usize,
+    /// Every Broadcast stream on one HTTP/2 connection, as gRPC clients of other
+    /// languages multiplex them (default: a connection per stream).
+    #[arg(long)]
+    pub one_connection: bool,
 }
 
 impl LoadArgs {
@@ -165,12 +169,13 @@ async fn measure(load: &LoadArgs, plan: &Plan) -> Result<Report> {
     if load.channels > 1 && plan.followers > 0 {
         bail!("--channels spreads the load over channels; followers follow one: use -f 0");
     }
-    // One connection per Broadcast stream, as separate clients would have: h2 closes a
-    // connection (ENHANCE_YOUR_CALM) that buffers too many small unread DATA frames,
-    // and one connection carrying every stream's answers gets there first.
+    // One connection per Broadcast stream by default, as separate clients would have.
     let mut clients = Vec::new();
-    for _ in 0..load.streams.max(1) {
-        clients.push(connect(id).await?);
+    for i in 0..load.streams.max(1) {
+        clients.push(match clients.first() {
+            Some(first) if load.one_connection && i > 0 => AtomicBroadcastClient::clone(first),
+            _ => connect(id).await?,
+        });
     }
     let signer = Signer::from_msp_dir(&id.msp_dir, &id.msp_id)?;
     let streams = load.streams.max(1);
@@ -181,12 +186,23 @@ async fn measure(load: &LoadArgs, plan: &Plan) -> Result<Report> {
         .map(|e| e.encoded_len())
         .sum::<usize>()
         / load.count;
-    let followers = open_followers(id, plan.followers).await?;
+    let sample: Vec<Envelope> = batches.iter().flatten().take(1000).cloned().collect();
+    let opening = Duration::from_secs(load.timeout);
+    let followers = tokio::time::timeout(opening, open_followers(id, plan.followers))
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "no answer to the followers' first Deliver request within --timeout {} s",
+                load.timeout
+            )
+        })??;
 
     let usage = Usage::before(load.orderer_pid, plan.reset_peak_rss)?;
     let (duration, tally, deliveries) = timed(clients, batches, followers, load, plan).await?;
     let (orderer, client_cpu) = usage.after()?;
+    let floor_us = verify_floor_us(&signer, &sample)?;
     let measured = Measured {
+        floor_us,
         envelope_bytes,
         duration,
         tally,
@@ -317,6 +333,22 @@ fn presign(signer: &Signer, load: &LoadArgs, streams: usize) -> Vec<Vec<Envelope
     batches
 }
 
+/// The floor of an orderer's CPU per envelope: µs for one ECDSA P-256 verify of an
+/// envelope's signature over its payload (which hashes the payload), with the ring
+/// verifier our orderer uses, on this thread; every sample must verify.
+fn verify_floor_us(signer: &Signer, sample: &[Envelope]) -> Result<f64> {
+    use crate::component::RingCrypto;
+    use ordering_core::Crypto;
+    let point = signer.verifying_key().to_encoded_point(false);
+    let started = Instant::now();
+    for env in sample {
+        if !RingCrypto.verify_p256(point.as_bytes(), &env.payload, &env.signature) {
+            bail!("the client's own signature does not verify");
+        }
+    }
+    Ok(started.elapsed().as_secs_f64() * 1e6 / sample.len().max(1) as f64)
+}
+
 /// Envelope `i`: an ENDORSER_TRANSACTION whose payload data differs per envelope.
 fn transaction(signer: &Signer, channel: &str, i: usize, size: usize) -> Envelope {
     let data = Bytes::from((0..size).map(|j| (i + j) as u8).collect::<Vec<u8>>());
@@ -339,7 +371,7 @@ async fn open_followers(id: &Identity, count: usize) -> Result<Vec<DeliverSessio
         return Ok(sessions);
     };
     let height = first.tip().await?.header.unwrap_or_default().number + 1;
-    for session in &sessions {
+    for session in &mut sessions {
         let from = position(&height.to_string())?;
         session
             .send(from, position("forever")?, SeekBehavior::BlockUntilReady)

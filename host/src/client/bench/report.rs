@@ -16,6 +16,7 @@ pub(super) struct Measured {
     pub(super) deliveries: Vec<Delivery>,
     pub(super) orderer: Option<OrdererUse>,
     pub(super) client_cpu: f64,
+    pub(super) floor_us: f64,
 }
 
 #[derive(Serialize)]
@@ -31,6 +32,8 @@ pub(super) struct Report {
     pub(super) channel: String,
     pub(super) envelopes: usize,
     pub(super) streams: usize,
+    /// Every stream on one HTTP/2 connection (`--one-connection`).
+    pub(super) one_connection: bool,
     pub(super) followers: usize,
     /// Envelopes/s offered with --rate; None: as fast as the orderer takes them.
     pub(super) offered_rate: Option<f64>,
@@ -53,6 +56,11 @@ pub(super) struct Report {
     pub(super) statuses: BTreeMap<String, StatusCount>,
     pub(super) orderer_cpu_s: Option<f64>,
     pub(super) orderer_cpu_us_per_envelope: Option<f64>,
+    /// One P-256 verify of an envelope's signature over its payload (hence one
+    /// SHA-256 of it), on this machine during the run: what no orderer can go under.
+    pub(super) floor_us_per_envelope: f64,
+    /// orderer_cpu_us_per_envelope / floor_us_per_envelope.
+    pub(super) orderer_cpu_vs_floor: Option<f64>,
     pub(super) orderer_peak_rss_bytes: Option<u64>,
     /// "run_start" when the peak could be reset before the run, else "process_start".
     pub(super) orderer_peak_rss_since: Option<&'static str>,
@@ -80,6 +88,7 @@ impl Report {
             channel: load.identity.channel.clone(),
             envelopes: n,
             streams,
+            one_connection: load.one_connection,
             followers: plan.followers,
             offered_rate: plan.rate,
             envelope_bytes: m.envelope_bytes,
@@ -95,6 +104,11 @@ impl Report {
             statuses: status_counts(m.tally.statuses, m.tally.unanswered, m.tally.stopped),
             orderer_cpu_s: m.orderer.as_ref().map(|o| round6(o.cpu_s)),
             orderer_cpu_us_per_envelope: m.orderer.as_ref().map(|o| per_envelope(o.cpu_s)),
+            floor_us_per_envelope: round3(m.floor_us),
+            orderer_cpu_vs_floor: m
+                .orderer
+                .as_ref()
+                .map(|o| round3(o.cpu_s * 1e6 / n as f64 / m.floor_us)),
             orderer_peak_rss_bytes: m.orderer.as_ref().map(|o| o.peak_rss_bytes),
             orderer_peak_rss_since: m.orderer.as_ref().map(|o| {
                 if o.peak_since_start {
@@ -146,7 +160,16 @@ impl Report {
             ),
             (
                 "streams".into(),
-                format!("{} Broadcast, {} Deliver", self.streams, self.followers),
+                format!(
+                    "{} Broadcast{}, {} Deliver",
+                    self.streams,
+                    if self.one_connection {
+                        " on one connection"
+                    } else {
+                        ""
+                    },
+                    self.followers
+                ),
             ),
             (
                 "offered".into(),
@@ -206,6 +229,16 @@ impl Report {
                 format!("{per:.1} µs/envelope ({cpu:.2} s)"),
             ));
         }
+        let ratio = self
+            .orderer_cpu_vs_floor
+            .map_or(String::new(), |r| format!(" (orderer: {r:.2}x)"));
+        rows.push((
+            "floor".into(),
+            format!(
+                "{:.1} µs/envelope: one P-256 verify over the payload{ratio}",
+                self.floor_us_per_envelope
+            ),
+        ));
         if let (Some(rss), Some(since)) = (self.orderer_peak_rss_bytes, self.orderer_peak_rss_since)
         {
             let since = if since == "run_start" {
