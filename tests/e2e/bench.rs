@@ -94,3 +94,117 @@ fn bench_names_an_unreachable_orderer() {
     assert!(stderr.starts_with("error: "), "{stderr}");
     assert!(stderr.contains(&addr), "{stderr}");
 }
+
+#[test]
+fn bench_on_one_connection_reports_the_verify_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let orderer = Orderer::dev(dir.path());
+    let pid = orderer.pid();
+    let report = bench_json(
+        &orderer,
+        &format!("-n 300 -k 3 -f 1 --one-connection --json --orderer-pid {pid}"),
+    );
+    assert_eq!(report["statuses"]["SUCCESS"]["count"], 300, "{report}");
+    assert_eq!(report["one_connection"], true);
+    assert_eq!(report["deliveries"][0]["delivered"], 300, "{report}");
+    let (cpu, floor) = (
+        f64_of(&report, "orderer_cpu_us_per_envelope"),
+        f64_of(&report, "floor_us_per_envelope"),
+    );
+    // A P-256 verify takes microseconds, not nanoseconds or milliseconds.
+    assert!((1.0..1000.0).contains(&floor), "{report}");
+    let ratio = f64_of(&report, "orderer_cpu_vs_floor");
+    assert!((ratio - cpu / floor).abs() < 0.01, "{report}");
+}
+
+#[test]
+fn bench_timeout_ends_the_run_with_partial_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let orderer = Orderer::dev(dir.path());
+    // 2,000 envelopes at 500/s cannot be in within one second.
+    let out = bench(
+        &orderer.addr,
+        &orderer.data_dir.join(USER1_DEV_MSP),
+        "-n 2000 -k 2 -f 1 --rate 500 --timeout 1 --json",
+    );
+    assert!(!out.status.success(), "a run cut by --timeout fails");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("the partial report");
+    let acked = report["statuses"]["SUCCESS"]["count"].as_u64().unwrap();
+    assert!(0 < acked && acked < 2000, "{report}");
+    assert_eq!(
+        report["statuses"]["UNANSWERED"]["count"].as_u64().unwrap(),
+        2000 - acked
+    );
+    assert_eq!(report["deliveries"][0]["error"], "timed out", "{report}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("were not acknowledged with SUCCESS"),
+        "{stderr}"
+    );
+}
+
+/// Fabric's own orderer (FABRIC_REF), started by scripts/fabric-orderer.sh on the
+/// fixture channel: the bench completes with Deliver followers, whose first answer a
+/// Go server sends only with the first block.
+#[test]
+fn bench_measures_fabrics_orderer_with_followers() {
+    let Some(reference) = std::env::var_os("FABRIC_REF") else {
+        println!("skipped: FABRIC_REF is not set");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fabric-orderer.sh");
+    let started = Command::new("bash")
+        .arg(script)
+        .arg(dir.path().join("fabric"))
+        .args([port.to_string(), admin.to_string()])
+        .env("FABRIC_REF", reference)
+        .env("ORDERER_BIN", env!("CARGO_BIN_EXE_orderer"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&started.stderr);
+    assert!(started.status.success(), "Fabric's orderer: {stderr}");
+    let pid = String::from_utf8(started.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let stop = KillOnDrop(pid.clone());
+    let tls_ca = fabric()
+        .join("crypto/ordererOrganizations/example.com/orderers/orderer0.example.com/tls/ca.crt");
+    let out = bench(
+        &format!("127.0.0.1:{port}"),
+        &fixture_msp(USER1_MSP),
+        &format!(
+            "--channel mychannel --tls-ca {} -n 500 -k 2 -f 2 --timeout 30 --json --orderer-pid {pid}",
+            tls_ca.display()
+        ),
+    );
+    drop(stop);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench against Fabric: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["statuses"]["SUCCESS"]["count"], 500, "{report}");
+    for d in report["deliveries"].as_array().unwrap() {
+        assert_eq!(d["delivered"], 500, "{report}");
+    }
+    assert!(f64_of(&report, "orderer_cpu_us_per_envelope") > 0.0);
+    println!(
+        "Fabric's orderer: {} acks/s, {} µs/envelope ({}x the floor)",
+        report["acks_per_s"], report["orderer_cpu_us_per_envelope"], report["orderer_cpu_vs_floor"]
+    );
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// SIGKILLs a process that is not our child (Fabric's orderer, started detached).
+struct KillOnDrop(String);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-9", &self.0]).status();
+    }
+}
