@@ -177,7 +177,7 @@ enum Call {
         mpsc::Receiver<Envelope>,
     ),
     Opening(tokio::task::JoinHandle<Result<tonic::Streaming<DeliverResponse>, tonic::Status>>),
-    Open(tonic::Streaming<DeliverResponse>),
+    Open(Box<tonic::Streaming<DeliverResponse>>),
     Taken,
 }
 
@@ -231,7 +231,7 @@ impl DeliverSession {
     /// The next block, or Err with the final status.
     async fn next(&mut self) -> Result<std::result::Result<Block, i32>> {
         if let Call::Opening(opening) = &mut self.call {
-            self.call = Call::Open(opening.await??);
+            self.call = Call::Open(Box::new(opening.await??));
         }
         let Call::Open(responses) = &mut self.call else {
             bail!("no deliver request was sent");
