@@ -102,11 +102,14 @@ pub(crate) async fn connect(id: &Identity) -> Result<AtomicBroadcastClient<Chann
     let address = &id.orderer;
     let tls = id.tls.client()?;
     let scheme = comm::client::scheme(tls.as_ref());
-    // Windows that grow like Go gRPC's (BDP estimation): blocks of megabytes would
-    // otherwise trickle through 64 KiB windows.
+    // Large fixed windows: blocks of megabytes would trickle through 64 KiB ones.
+    // Not BDP estimation (adaptive windows): its pings, sent while a busy Go server
+    // has nothing to answer yet, count as strikes against grpc-go's keepalive policy,
+    // and Fabric's orderer then ends the connection with ENHANCE_YOUR_CALM.
     let endpoint = Channel::from_shared(format!("{scheme}://{address}"))
         .with_context(|| format!("orderer address {address}"))?
-        .http2_adaptive_window(true)
+        .initial_stream_window_size(8 << 20)
+        .initial_connection_window_size(32 << 20)
         // Blocks of megabytes in 1 MiB DATA frames rather than 16 KiB ones.
         .max_frame_size(1 << 20);
     let connector = comm::client::Connector {
