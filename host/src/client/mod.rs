@@ -164,7 +164,16 @@ pub(crate) struct DeliverSession {
     tls_cert_hash: Option<[u8; 32]>,
     channel: String,
     requests: mpsc::Sender<Envelope>,
-    responses: tonic::Streaming<DeliverResponse>,
+    responses: Responses,
+}
+
+/// The answers of a Deliver call. The call itself resolves only once the server sends
+/// its response headers, which a Go gRPC server (Fabric's orderer) does only with its
+/// first answer, i.e. after our first request: so it is awaited on the first read,
+/// never before a request is sent.
+enum Responses {
+    Opening(futures::future::BoxFuture<'static, Result<tonic::Streaming<DeliverResponse>>>),
+    Open(tonic::Streaming<DeliverResponse>),
 }
 
 impl DeliverSession {
@@ -173,7 +182,8 @@ impl DeliverSession {
         let tls_cert_hash = id.tls.client()?.and_then(|tls| tls.cert_hash());
         let mut client = connect(id).await?;
         let (requests, rx) = mpsc::channel(4);
-        let responses = client.deliver(ReceiverStream::new(rx)).await?.into_inner();
+        let call = async move { Ok(client.deliver(ReceiverStream::new(rx)).await?.into_inner()) };
+        let responses = Responses::Opening(Box::pin(call));
         Ok(DeliverSession {
             signer,
             tls_cert_hash,
@@ -210,7 +220,13 @@ impl DeliverSession {
 
     /// The next block, or Err with the final status.
     async fn next(&mut self) -> Result<std::result::Result<Block, i32>> {
-        match self.responses.message().await?.and_then(|r| r.r#type) {
+        if let Responses::Opening(call) = &mut self.responses {
+            self.responses = Responses::Open(call.await?);
+        }
+        let Responses::Open(responses) = &mut self.responses else {
+            unreachable!("opened above")
+        };
+        match responses.message().await?.and_then(|r| r.r#type) {
             Some(deliver_response::Type::Block(block)) => Ok(Ok(block)),
             Some(deliver_response::Type::Status(status)) => Ok(Err(status)),
             None => bail!("the orderer closed the deliver stream"),
@@ -361,4 +377,84 @@ fn signatures(block: &Block, config: &ChannelConfig) -> Result<Vec<String>> {
         signers.push(identity.msp_id);
     }
     Ok(signers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fabric_protos::common::BlockHeader;
+    use fabric_protos::orderer::atomic_broadcast_server::{AtomicBroadcast, AtomicBroadcastServer};
+    use fabric_protos::orderer::{BroadcastResponse, DeliverResponse};
+    use tonic::{Request, Response, Status as GrpcStatus, Streaming};
+
+    /// A Deliver server that, like Go gRPC, sends its response headers only with its
+    /// first answer, which it sends only after the client's first request.
+    struct HeadersWithFirstAnswer;
+
+    #[tonic::async_trait]
+    impl AtomicBroadcast for HeadersWithFirstAnswer {
+        type BroadcastStream = ReceiverStream<Result<BroadcastResponse, GrpcStatus>>;
+        type DeliverStream = ReceiverStream<Result<DeliverResponse, GrpcStatus>>;
+
+        async fn broadcast(
+            &self,
+            _: Request<Streaming<Envelope>>,
+        ) -> Result<Response<Self::BroadcastStream>, GrpcStatus> {
+            Err(GrpcStatus::unimplemented("broadcast"))
+        }
+
+        async fn deliver(
+            &self,
+            request: Request<Streaming<Envelope>>,
+        ) -> Result<Response<Self::DeliverStream>, GrpcStatus> {
+            let mut inbound = request.into_inner();
+            inbound.message().await?;
+            let (tx, rx) = mpsc::channel(2);
+            let block = Block {
+                header: Some(BlockHeader {
+                    number: 7,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            for answer in [
+                deliver_response::Type::Block(block),
+                deliver_response::Type::Status(Status::Success as i32),
+            ] {
+                let answer = DeliverResponse {
+                    r#type: Some(answer),
+                };
+                tx.send(Ok(answer)).await.unwrap();
+            }
+            Ok(Response::new(ReceiverStream::new(rx)))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_deliver_session_sends_before_the_call_resolves() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(AtomicBroadcastServer::new(HeadersWithFirstAnswer))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let msp = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
+            "../testdata/fabric/crypto/peerOrganizations/org1.example.com/users/User1@org1.example.com/msp",
+        );
+        let id = Identity {
+            orderer: addr.to_string(),
+            channel: "mychannel".into(),
+            msp_dir: msp,
+            msp_id: "Org1MSP".into(),
+            tls: TlsArgs::default(),
+        };
+        let tip = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            let mut session = DeliverSession::open(&id).await.unwrap();
+            session.tip().await.unwrap()
+        })
+        .await
+        .expect("the session sent its request without waiting for the call");
+        assert_eq!(tip.header.unwrap().number, 7);
+    }
 }
