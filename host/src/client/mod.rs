@@ -173,7 +173,7 @@ pub(crate) struct DeliverSession {
 /// never before a request is sent.
 enum Responses {
     Opening(futures::future::BoxFuture<'static, Result<tonic::Streaming<DeliverResponse>>>),
-    Open(tonic::Streaming<DeliverResponse>),
+    Open(Box<tonic::Streaming<DeliverResponse>>),
 }
 
 impl DeliverSession {
@@ -221,7 +221,7 @@ impl DeliverSession {
     /// The next block, or Err with the final status.
     async fn next(&mut self) -> Result<std::result::Result<Block, i32>> {
         if let Responses::Opening(call) = &mut self.responses {
-            self.responses = Responses::Open(call.await?);
+            self.responses = Responses::Open(Box::new(call.await?));
         }
         let Responses::Open(responses) = &mut self.responses else {
             unreachable!("opened above")
@@ -382,51 +382,76 @@ fn signatures(block: &Block, config: &ChannelConfig) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::{BufMut, Bytes, BytesMut};
     use fabric_protos::common::BlockHeader;
-    use fabric_protos::orderer::atomic_broadcast_server::{AtomicBroadcast, AtomicBroadcastServer};
-    use fabric_protos::orderer::{BroadcastResponse, DeliverResponse};
-    use tonic::{Request, Response, Status as GrpcStatus, Streaming};
+    use fabric_protos::orderer::DeliverResponse;
+    use http_body_util::{BodyExt, StreamBody};
+    use std::convert::Infallible;
+    use std::task::{Context, Poll};
+    use tonic::body::Body;
+    use tonic::codegen::http::{self, HeaderMap, HeaderValue};
 
-    /// A Deliver server that, like Go gRPC, sends its response headers only with its
-    /// first answer, which it sends only after the client's first request.
+    /// `orderer.AtomicBroadcast/Deliver` as a Go gRPC server answers it: the response
+    /// headers go out only with the first answer, which comes only after the client's
+    /// first request (a block numbered 7, then SUCCESS).
+    #[derive(Clone)]
     struct HeadersWithFirstAnswer;
 
-    #[tonic::async_trait]
-    impl AtomicBroadcast for HeadersWithFirstAnswer {
-        type BroadcastStream = ReceiverStream<Result<BroadcastResponse, GrpcStatus>>;
-        type DeliverStream = ReceiverStream<Result<DeliverResponse, GrpcStatus>>;
+    impl tonic::server::NamedService for HeadersWithFirstAnswer {
+        const NAME: &'static str = "orderer.AtomicBroadcast";
+    }
 
-        async fn broadcast(
-            &self,
-            _: Request<Streaming<Envelope>>,
-        ) -> Result<Response<Self::BroadcastStream>, GrpcStatus> {
-            Err(GrpcStatus::unimplemented("broadcast"))
+    impl tower::Service<http::Request<Body>> for HeadersWithFirstAnswer {
+        type Response = http::Response<Body>;
+        type Error = Infallible;
+        type Future = futures::future::BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
         }
 
-        async fn deliver(
-            &self,
-            request: Request<Streaming<Envelope>>,
-        ) -> Result<Response<Self::DeliverStream>, GrpcStatus> {
-            let mut inbound = request.into_inner();
-            inbound.message().await?;
-            let (tx, rx) = mpsc::channel(2);
-            let block = Block {
-                header: Some(BlockHeader {
-                    number: 7,
+        fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+            Box::pin(async move {
+                let mut body = request.into_body();
+                while let Some(Ok(frame)) = body.frame().await {
+                    if frame.data_ref().is_some_and(|d| !d.is_empty()) {
+                        break;
+                    }
+                }
+                let block = Block {
+                    header: Some(BlockHeader {
+                        number: 7,
+                        ..Default::default()
+                    }),
                     ..Default::default()
-                }),
-                ..Default::default()
-            };
-            for answer in [
-                deliver_response::Type::Block(block),
-                deliver_response::Type::Status(Status::Success as i32),
-            ] {
-                let answer = DeliverResponse {
-                    r#type: Some(answer),
                 };
-                tx.send(Ok(answer)).await.unwrap();
-            }
-            Ok(Response::new(ReceiverStream::new(rx)))
+                let answers = [
+                    deliver_response::Type::Block(block),
+                    deliver_response::Type::Status(Status::Success as i32),
+                ];
+                let mut frames: Vec<Result<http_body::Frame<Bytes>, tonic::Status>> = answers
+                    .into_iter()
+                    .map(|answer| {
+                        let message = DeliverResponse {
+                            r#type: Some(answer),
+                        }
+                        .encode_to_vec();
+                        let mut data = BytesMut::new();
+                        data.put_u8(0);
+                        data.put_u32(message.len() as u32);
+                        data.put_slice(&message);
+                        Ok(http_body::Frame::data(data.freeze()))
+                    })
+                    .collect();
+                let mut trailers = HeaderMap::new();
+                trailers.insert("grpc-status", HeaderValue::from_static("0"));
+                frames.push(Ok(http_body::Frame::trailers(trailers)));
+                let body = Body::new(StreamBody::new(futures::stream::iter(frames)));
+                Ok(http::Response::builder()
+                    .header(http::header::CONTENT_TYPE, "application/grpc")
+                    .body(body)
+                    .unwrap())
+            })
         }
     }
 
@@ -436,7 +461,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(AtomicBroadcastServer::new(HeadersWithFirstAnswer))
+                .add_service(HeadersWithFirstAnswer)
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
         let msp = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
