@@ -14,6 +14,7 @@ mod ordereryaml;
 mod osnadmin;
 mod participation;
 mod raft;
+mod raft_fabric;
 mod readme;
 mod restart;
 mod syschannel;

@@ -23,20 +23,20 @@ use std::time::{Duration, Instant};
 const CH: &str = "mychannel";
 
 /// One node's TLS files and client port.
-struct Node {
-    cert: PathBuf,
-    key: PathBuf,
-    pem: String,
-    port: u16,
+pub(crate) struct Node {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) pem: String,
+    pub(crate) port: u16,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
 
 /// A TLS CA and one certificate per node (server and client use), in `dir`.
-fn make_nodes(dir: &Path, count: usize) -> (PathBuf, Vec<Node>) {
+pub(crate) fn make_nodes(dir: &Path, count: usize) -> (PathBuf, Vec<Node>) {
     let ca_key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params
@@ -82,7 +82,7 @@ fn make_nodes(dir: &Path, count: usize) -> (PathBuf, Vec<Node>) {
 
 /// The fixture `mychannel` genesis block with `nodes` as its etcdraft consenters
 /// (TickInterval 100ms, so elections take about a second).
-fn cluster_genesis(nodes: &[Node]) -> Vec<u8> {
+pub(crate) fn cluster_genesis(nodes: &[Node]) -> Vec<u8> {
     let raw = std::fs::read(fabric().join("blocks/mychannel-etcdraft-genesis.block")).unwrap();
     let mut block = Block::decode(&raw[..]).unwrap();
     let data = block.data.as_mut().unwrap();
@@ -120,7 +120,7 @@ fn cluster_genesis(nodes: &[Node]) -> Vec<u8> {
     block.encode_to_vec()
 }
 
-fn start_node(dir: &Path, node: &Node, genesis: &Path, ca: &Path) -> Orderer {
+pub(crate) fn start_node(dir: &Path, node: &Node, genesis: &Path, ca: &Path) -> Orderer {
     let msp = fixture_msp(ORDERER0_MSP);
     let env = [
         ("ORDERER_GENERAL_TLS_ENABLED", "true"),
@@ -149,14 +149,14 @@ fn start_node(dir: &Path, node: &Node, genesis: &Path, ca: &Path) -> Orderer {
 }
 
 /// Broadcasts one envelope to `orderer`: its status and info.
-async fn send(orderer: &Orderer, seed: u8) -> (i32, String) {
+pub(crate) async fn send(orderer: &Orderer, seed: u8) -> (i32, String) {
     let responses = broadcast(orderer, vec![tx(&user1(), CH, 64, seed)]).await;
     let response = responses.first().expect("an answer");
     (response.status, response.info.clone())
 }
 
 /// Sends until `orderer` answers SUCCESS (a leader is known and serving).
-async fn send_until_ordered(orderer: &Orderer, seed: u8) {
+pub(crate) async fn send_until_ordered(orderer: &Orderer, seed: u8) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (status, info) = send(orderer, seed).await;
@@ -171,7 +171,7 @@ async fn send_until_ordered(orderer: &Orderer, seed: u8) {
     }
 }
 
-fn payload_seeds(blocks: &[Block]) -> Vec<u8> {
+pub(crate) fn payload_seeds(blocks: &[Block]) -> Vec<u8> {
     blocks[1..]
         .iter()
         .flat_map(|b| b.data.clone().unwrap().data)
@@ -182,7 +182,7 @@ fn payload_seeds(blocks: &[Block]) -> Vec<u8> {
         .collect()
 }
 
-fn raft_metadata(block: &Block) -> BlockMetadata {
+pub(crate) fn raft_metadata(block: &Block) -> BlockMetadata {
     use fabric_protos::common::{Metadata, OrdererBlockMetadata};
     let slot = &block.metadata.as_ref().unwrap().metadata[0];
     let value = Metadata::decode(slot.clone()).unwrap().value;
@@ -191,7 +191,7 @@ fn raft_metadata(block: &Block) -> BlockMetadata {
 }
 
 /// Blocks 0..=stop of every orderer: the same headers and data everywhere.
-async fn same_chain(orderers: &[&Orderer], stop: u64) -> Vec<Block> {
+pub(crate) async fn same_chain(orderers: &[&Orderer], stop: u64) -> Vec<Block> {
     let mut chains = Vec::new();
     for orderer in orderers {
         let blocks = wait_blocks(orderer, &user1(), CH, 0, stop, Duration::from_secs(30)).await;

@@ -167,40 +167,37 @@ pub(crate) struct DeliverSession {
     tls_cert_hash: Option<[u8; 32]>,
     channel: String,
     requests: mpsc::Sender<Envelope>,
-    call: Call,
+    responses: Responses,
 }
 
-/// The Deliver call, opened in the background with the first request: tonic's call
-/// resolves when the server's headers arrive, which a Go server sends only with its
-/// first answer, so neither opening nor `send` may wait for it (a follower seeking
-/// future blocks would wait for the load it is there to watch).
-enum Call {
-    Unopened(
-        Box<AtomicBroadcastClient<tonic::transport::Channel>>,
-        mpsc::Receiver<Envelope>,
-    ),
-    Opening(tokio::task::JoinHandle<Result<tonic::Streaming<DeliverResponse>, tonic::Status>>),
+/// The answers of a Deliver call. The call itself resolves only once the server sends
+/// its response headers, which a Go gRPC server (Fabric's orderer) does only with its
+/// first answer, i.e. after our first request: so it is awaited on the first read,
+/// never before a request is sent.
+enum Responses {
+    Opening(futures::future::BoxFuture<'static, Result<tonic::Streaming<DeliverResponse>>>),
     Open(Box<tonic::Streaming<DeliverResponse>>),
-    Taken,
 }
 
 impl DeliverSession {
     pub(crate) async fn open(id: &Identity) -> Result<Self> {
         let signer = Signer::from_msp_dir(&id.msp_dir, &id.msp_id)?;
         let tls_cert_hash = id.tls.client()?.and_then(|tls| tls.cert_hash());
-        let client = connect(id).await?;
+        let mut client = connect(id).await?;
         let (requests, rx) = mpsc::channel(4);
+        let call = async move { Ok(client.deliver(ReceiverStream::new(rx)).await?.into_inner()) };
+        let responses = Responses::Opening(Box::pin(call));
         Ok(DeliverSession {
             signer,
             tls_cert_hash,
             channel: id.channel.clone(),
             requests,
-            call: Call::Unopened(Box::new(client), rx),
+            responses,
         })
     }
 
     async fn send(
-        &mut self,
+        &self,
         start: SeekPosition,
         stop: SeekPosition,
         behavior: SeekBehavior,
@@ -221,23 +218,16 @@ impl DeliverSession {
         self.requests
             .send(env)
             .await
-            .map_err(|_| anyhow!("deliver stream closed"))?;
-        self.call = match std::mem::replace(&mut self.call, Call::Taken) {
-            Call::Unopened(mut client, rx) => Call::Opening(tokio::spawn(async move {
-                Ok(client.deliver(ReceiverStream::new(rx)).await?.into_inner())
-            })),
-            call => call,
-        };
-        Ok(())
+            .map_err(|_| anyhow!("deliver stream closed"))
     }
 
     /// The next block, or Err with the final status.
     async fn next(&mut self) -> Result<std::result::Result<Block, i32>> {
-        if let Call::Opening(opening) = &mut self.call {
-            self.call = Call::Open(Box::new(opening.await??));
+        if let Responses::Opening(call) = &mut self.responses {
+            self.responses = Responses::Open(Box::new(call.await?));
         }
-        let Call::Open(responses) = &mut self.call else {
-            bail!("no deliver request was sent");
+        let Responses::Open(responses) = &mut self.responses else {
+            unreachable!("opened above")
         };
         match responses.message().await?.and_then(|r| r.r#type) {
             Some(deliver_response::Type::Block(block)) => Ok(Ok(block)),
@@ -390,4 +380,109 @@ fn signatures(block: &Block, config: &ChannelConfig) -> Result<Vec<String>> {
         signers.push(identity.msp_id);
     }
     Ok(signers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::{BufMut, Bytes, BytesMut};
+    use fabric_protos::common::BlockHeader;
+    use fabric_protos::orderer::DeliverResponse;
+    use http_body_util::{BodyExt, StreamBody};
+    use std::convert::Infallible;
+    use std::task::{Context, Poll};
+    use tonic::body::Body;
+    use tonic::codegen::http::{self, HeaderMap, HeaderValue};
+
+    /// `orderer.AtomicBroadcast/Deliver` as a Go gRPC server answers it: the response
+    /// headers go out only with the first answer, which comes only after the client's
+    /// first request (a block numbered 7, then SUCCESS).
+    #[derive(Clone)]
+    struct HeadersWithFirstAnswer;
+
+    impl tonic::server::NamedService for HeadersWithFirstAnswer {
+        const NAME: &'static str = "orderer.AtomicBroadcast";
+    }
+
+    impl tower::Service<http::Request<Body>> for HeadersWithFirstAnswer {
+        type Response = http::Response<Body>;
+        type Error = Infallible;
+        type Future = futures::future::BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+            Box::pin(async move {
+                let mut body = request.into_body();
+                while let Some(Ok(frame)) = body.frame().await {
+                    if frame.data_ref().is_some_and(|d| !d.is_empty()) {
+                        break;
+                    }
+                }
+                let block = Block {
+                    header: Some(BlockHeader {
+                        number: 7,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                let answers = [
+                    deliver_response::Type::Block(block),
+                    deliver_response::Type::Status(Status::Success as i32),
+                ];
+                let mut frames: Vec<Result<http_body::Frame<Bytes>, tonic::Status>> = answers
+                    .into_iter()
+                    .map(|answer| {
+                        let message = DeliverResponse {
+                            r#type: Some(answer),
+                        }
+                        .encode_to_vec();
+                        let mut data = BytesMut::new();
+                        data.put_u8(0);
+                        data.put_u32(message.len() as u32);
+                        data.put_slice(&message);
+                        Ok(http_body::Frame::data(data.freeze()))
+                    })
+                    .collect();
+                let mut trailers = HeaderMap::new();
+                trailers.insert("grpc-status", HeaderValue::from_static("0"));
+                frames.push(Ok(http_body::Frame::trailers(trailers)));
+                let body = Body::new(StreamBody::new(futures::stream::iter(frames)));
+                Ok(http::Response::builder()
+                    .header(http::header::CONTENT_TYPE, "application/grpc")
+                    .body(body)
+                    .unwrap())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_deliver_session_sends_before_the_call_resolves() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(HeadersWithFirstAnswer)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let msp = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
+            "../testdata/fabric/crypto/peerOrganizations/org1.example.com/users/User1@org1.example.com/msp",
+        );
+        let id = Identity {
+            orderer: addr.to_string(),
+            channel: "mychannel".into(),
+            msp_dir: msp,
+            msp_id: "Org1MSP".into(),
+            tls: TlsArgs::default(),
+        };
+        let tip = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            let mut session = DeliverSession::open(&id).await.unwrap();
+            session.tip().await.unwrap()
+        })
+        .await
+        .expect("the session sent its request without waiting for the call");
+        assert_eq!(tip.header.unwrap().number, 7);
+    }
 }

@@ -138,6 +138,27 @@ impl Orderer {
         }
     }
 
+    /// Another orderer process (e.g. Fabric's), already serving on `addr`, whose log
+    /// is `<data_dir>/orderer.log`; killed (SIGKILL) when dropped like ours.
+    pub fn adopt(
+        child: Child,
+        addr: &str,
+        admin: &str,
+        operations: &str,
+        data_dir: &Path,
+        tls: Option<ClientTls>,
+    ) -> Orderer {
+        Orderer {
+            child,
+            addr: addr.to_string(),
+            admin: admin.to_string(),
+            operations: operations.to_string(),
+            data_dir: data_dir.to_path_buf(),
+            stdout: Vec::new(),
+            tls,
+        }
+    }
+
     /// The orderer's log (stderr) so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("orderer.log")).unwrap_or_default()

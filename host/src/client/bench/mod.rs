@@ -381,7 +381,7 @@ async fn open_followers(id: &Identity, count: usize) -> Result<Vec<DeliverSessio
         return Ok(sessions);
     };
     let height = first.tip().await?.header.unwrap_or_default().number + 1;
-    for session in &mut sessions {
+    for session in &sessions {
         let from = position(&height.to_string())?;
         session
             .send(from, position("forever")?, SeekBehavior::BlockUntilReady)
