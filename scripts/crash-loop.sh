@@ -13,6 +13,8 @@
 #
 #   scripts/crash-loop.sh [CYCLES]
 #
+# Needs curl (the operations API tells when the load's streams are open).
+#
 # Environment: ORDERER_BIN (default $CARGO_TARGET_DIR/release/orderer, built when
 # missing), SWAP_WASM (the component hot-swapped in, default max-tx-size, built when
 # missing), WORK (folder for the ledger and logs, default a new temporary one, kept),
@@ -97,6 +99,11 @@ if ! start_orderer "$work/cycles/start.out"; then
     exit 1
 fi
 
+# Compile the swapped-in component once (it lands in the component cache), so that a
+# swap during a cycle takes milliseconds and is sometimes done before the kill.
+"$bin" core load --admin "$admin" "$wasm" >"$work/cycles/warm-up-swap.out" 2>&1 \
+    && "$bin" core rollback --admin "$admin" >>"$work/cycles/warm-up-swap.out" 2>&1
+
 survived=0
 violations=0
 torn_total=0
@@ -120,9 +127,12 @@ for ((c = 1; c <= cycles; c++)); do
     "$bin" bench --orderer "$addr" --msp-dir "$user" -n 3000 -s 4000 -k 2 -f 0 --rate 1000 \
         >"$dir/load-2.out" 2>&1 &
     pids+=($!)
-    # The kill comes at a random moment once blocks are being cut.
-    for ((i = 0; i < 400; i++)); do
-        [ -s "$work/followers/$c-next.txt" ] && break
+    # The kill comes at a random moment once all six Broadcast streams are open (the
+    # operations API's gRPC counter; the clients sign every envelope before they
+    # connect) and blocks are being cut.
+    for ((i = 0; i < 800; i++)); do
+        streams=$(curl -s "http://$ops/metrics" | awk '/^grpc_server_stream_requests_received\{method="Broadcast"/ {print $2}')
+        [ "${streams:-0}" -ge 6 ] && [ -s "$work/followers/$c-next.txt" ] && break
         sleep 0.025
     done
 
@@ -196,11 +206,11 @@ for ((c = 1; c <= cycles; c++)); do
     received=$(cut -d' ' -f1 "$work/followers/$c"-*.txt 2>/dev/null | sort -u | wc -l)
     if [ -n "$problem" ]; then
         violations=$((violations + 1))
-        echo "cycle $c/$cycles: killed $delay ms into blocks during $during; reopened in $reopen_ms ms; VIOLATION: $problem"
+        echo "cycle $c/$cycles: killed $delay ms into the load during $during; reopened in $reopen_ms ms; VIOLATION: $problem"
         if ! kill -0 "$orderer_pid" 2>/dev/null; then break; fi
     else
         survived=$((survived + 1))
-        echo "cycle $c/$cycles: killed $delay ms into blocks during $during; reopened in $reopen_ms ms; torn tail cut: $torn; followers received $received blocks this cycle; $summary"
+        echo "cycle $c/$cycles: killed $delay ms into the load during $during; reopened in $reopen_ms ms; torn tail cut: $torn; followers received $received blocks this cycle; $summary"
     fi
 done
 { kill -9 "$orderer_pid" && wait "$orderer_pid"; } 2>/dev/null
