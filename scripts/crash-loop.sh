@@ -138,9 +138,9 @@ for ((c = 1; c <= cycles; c++)); do
 
     delay=$((RANDOM % 2500))
     event=$((RANDOM % 4))
-    during=load
-    [ "$event" -eq 0 ] && during="config update"
-    [ "$event" -eq 1 ] && during="hot swap"
+    during=
+    [ "$event" -eq 0 ] && during=" during a config update"
+    [ "$event" -eq 1 ] && during=" during a hot swap"
     after=$((event < 2 ? RANDOM % 400 : 0)) # from the update or swap to the kill
     wait_ms $((delay > after ? delay - after : 0))
     case $event in
@@ -156,13 +156,23 @@ for ((c = 1; c <= cycles; c++)); do
         pids+=($!)
         ;;
     esac
+    if [ "$event" -eq 0 ] && [ $((RANDOM % 2)) -eq 0 ]; then
+        # Half of the updates: the kill comes 0 to 30 ms after the update's SUCCESS,
+        # while its config block is cut, signed and written.
+        for ((i = 0; i < 400; i++)); do
+            grep -q SUCCESS "$dir/update.out" 2>/dev/null && break
+            sleep 0.005
+        done
+        after=$((RANDOM % 30))
+        during+=" ($after ms after its SUCCESS)"
+    fi
     wait_ms "$after"
     { kill -9 "$orderer_pid" && wait "$orderer_pid"; } 2>/dev/null
     for pid in "${pids[@]}"; do reap "$pid" 10; done
     if [ "$event" -eq 0 ]; then
-        grep -q 'SUCCESS' "$dir/update.out" && during+=" (accepted)" || during+=" (cut off)"
+        grep -q 'SUCCESS' "$dir/update.out" && during+=", accepted" || during+=", cut off"
     elif [ "$event" -eq 1 ]; then
-        grep -q '"sha256"' "$dir/swap.out" && during+=" (done)" || during+=" (cut off)"
+        grep -q '"sha256"' "$dir/swap.out" && during+=", done" || during+=", cut off"
     fi
 
     # Every TEAR-th cycle also leaves what a kill in the middle of a write leaves (a
@@ -206,11 +216,11 @@ for ((c = 1; c <= cycles; c++)); do
     received=$(cut -d' ' -f1 "$work/followers/$c"-*.txt 2>/dev/null | sort -u | wc -l)
     if [ -n "$problem" ]; then
         violations=$((violations + 1))
-        echo "cycle $c/$cycles: killed $delay ms into the load during $during; reopened in $reopen_ms ms; VIOLATION: $problem"
+        echo "cycle $c/$cycles: killed $delay ms into the load$during; reopened in $reopen_ms ms; VIOLATION: $problem"
         if ! kill -0 "$orderer_pid" 2>/dev/null; then break; fi
     else
         survived=$((survived + 1))
-        echo "cycle $c/$cycles: killed $delay ms into the load during $during; reopened in $reopen_ms ms; torn tail cut: $torn; followers received $received blocks this cycle; $summary"
+        echo "cycle $c/$cycles: killed $delay ms into the load$during; reopened in $reopen_ms ms; torn tail cut: $torn; followers received $received blocks this cycle; $summary"
     fi
 done
 { kill -9 "$orderer_pid" && wait "$orderer_pid"; } 2>/dev/null
