@@ -6,6 +6,7 @@ mod bench;
 mod broadcast;
 mod cli;
 mod config;
+mod crash;
 mod deliver;
 mod fixture;
 mod hotswap;

@@ -96,6 +96,14 @@ pub struct DeliverArgs {
     /// Answer NOT_FOUND instead of waiting for blocks that do not exist yet.
     #[arg(long)]
     pub fail_if_not_ready: bool,
+    /// Append `NUMBER SHA256` (the SHA-256 of the block's encoding) to this file for
+    /// every block received, as it arrives: a follower's record for `--expect`.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// A file written by `--save` (repeatable): every block it names must be among the
+    /// blocks delivered now, with the same SHA-256; a summary line follows.
+    #[arg(long)]
+    pub expect: Vec<PathBuf>,
 }
 
 pub(crate) async fn connect(id: &Identity) -> Result<AtomicBroadcastClient<Channel>> {
@@ -278,9 +286,26 @@ pub async fn deliver(args: DeliverArgs) -> Result<()> {
     } else {
         SeekBehavior::BlockUntilReady
     };
+    let expected = read_saved(&args.expect)?;
+    let mut save = match &args.save {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?,
+        ),
+        None => None,
+    };
     session
         .send(position(&args.start)?, position(&args.stop)?, behavior)
         .await?;
+    // The number the next block must carry, where the request fixes it.
+    let mut next_number = match args.start.as_str() {
+        "oldest" => Some(0),
+        n => n.parse::<u64>().ok(),
+    };
+    let mut delivered: std::collections::HashMap<u64, [u8; 32]> = Default::default();
     let mut previous: Option<(u64, [u8; 32])> = None;
     let mut problems = 0;
     loop {
@@ -294,16 +319,93 @@ pub async fn deliver(args: DeliverArgs) -> Result<()> {
                 break;
             }
         };
+        let digest = NativeCrypto.sha256(&block.encode_to_vec());
+        let header = block.header.clone().unwrap_or_default();
+        if let Some(file) = &mut save {
+            use std::io::Write;
+            writeln!(file, "{} {}", header.number, hex::encode(digest))
+                .context("writing the --save file")?;
+        }
         let (line, ok) = check_block(&block, previous, &config);
         println!("{line}");
         problems += usize::from(!ok);
-        let header = block.header.unwrap_or_default();
+        if let Some(want) = next_number.filter(|&n| n != header.number) {
+            println!(
+                "block {} OUT OF SEQUENCE: expected block {want}",
+                header.number
+            );
+            problems += 1;
+        }
+        if delivered.insert(header.number, digest).is_some() {
+            println!("block {} DELIVERED TWICE", header.number);
+            problems += 1;
+        }
+        next_number = Some(header.number + 1);
         previous = Some((header.number, NativeCrypto.sha256(&header_der(&header))));
     }
+    if !args.expect.is_empty() {
+        let mut missing = 0;
+        let mut differ = 0;
+        for (number, want) in &expected {
+            match delivered.get(number) {
+                None => {
+                    println!("block {number} MISSING: a follower received it");
+                    missing += 1;
+                }
+                Some(got) if got != want => {
+                    println!(
+                        "block {number} DIFFERS: sha256 {} now, {} when a follower received it",
+                        hex::encode(got),
+                        hex::encode(want)
+                    );
+                    differ += 1;
+                }
+                Some(_) => {}
+            }
+        }
+        problems += missing + differ;
+        println!(
+            "{} blocks delivered; {} blocks saved by followers: {} present byte for byte, {missing} missing, {differ} different",
+            delivered.len(),
+            expected.len(),
+            expected.len() - missing - differ,
+        );
+    }
     if problems > 0 {
-        bail!("{problems} block(s) failed verification");
+        bail!("{problems} problem(s) found");
     }
     Ok(())
+}
+
+/// The blocks named by `--save` files: number -> SHA-256. The same number with two
+/// different hashes (two followers saw different blocks) is an error.
+fn read_saved(files: &[PathBuf]) -> Result<std::collections::BTreeMap<u64, [u8; 32]>> {
+    let mut saved = std::collections::BTreeMap::new();
+    for path in files {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            let bad = || anyhow!("{}:{}: expected `NUMBER SHA256`", path.display(), i + 1);
+            let (number, hash) = line.split_once(' ').ok_or_else(bad)?;
+            let number: u64 = number.parse().map_err(|_| bad())?;
+            let hash: [u8; 32] = hex::decode(hash)
+                .ok()
+                .and_then(|h| h.try_into().ok())
+                .ok_or_else(bad)?;
+            if let Some(other) = saved.insert(number, hash)
+                && other != hash
+            {
+                bail!(
+                    "{}:{}: block {number} was received with two different hashes ({} and {})",
+                    path.display(),
+                    i + 1,
+                    hex::encode(other),
+                    hex::encode(hash)
+                );
+            }
+        }
+    }
+    Ok(saved)
 }
 
 fn status_name(status: i32) -> String {
