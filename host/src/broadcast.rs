@@ -8,27 +8,25 @@ use crate::operations::metrics::BroadcastTracker;
 use crate::protoutil::{channel_header, now_unix_nanos};
 use fabric_protos::common::{Envelope, Status};
 use fabric_protos::orderer::BroadcastResponse;
-use futures::Stream;
 use ordering_core::Rejection;
 use std::sync::Arc;
+use tokio::sync::mpsc;
 use tonic::Streaming;
 
-/// The answers to `inbound`, made as they are polled: the connection's response
-/// task reads an envelope, validates and orders it and yields its answer, with no
-/// task or queue of its own between the two (a hand-off per envelope costs a
-/// wake-up, which at a few thousand envelopes/s is most of an envelope's CPU).
-pub fn handle(
+pub type Responses = mpsc::Sender<Result<BroadcastResponse, tonic::Status>>;
+
+pub async fn handle(
     registrar: Arc<Registrar>,
-    inbound: Streaming<Envelope>,
-) -> impl Stream<Item = Result<BroadcastResponse, tonic::Status>> + Send + 'static {
-    futures::stream::unfold(Some((registrar, inbound)), |state| async move {
-        let (registrar, mut inbound) = state?;
+    mut inbound: Streaming<Envelope>,
+    responses: Responses,
+) {
+    loop {
         let envelope = match inbound.message().await {
             Ok(Some(envelope)) => envelope,
-            Ok(None) => return None,
+            Ok(None) => return,
             Err(e) => {
                 tracing::debug!("broadcast stream ended: {e}");
-                return None;
+                return;
             }
         };
         let response = match process(&registrar, envelope).await {
@@ -44,10 +42,11 @@ pub fn handle(
                 }
             }
         };
-        // After a refusal the stream ends, as Fabric's handler returns.
-        let next = (response.status == Status::Success as i32).then_some((registrar, inbound));
-        Some((Ok(response), next))
-    })
+        let success = response.status == Status::Success as i32;
+        if responses.send(Ok(response)).await.is_err() || !success {
+            return;
+        }
+    }
 }
 
 /// Validates one envelope and hands it to consensus: SUCCESS, or the rejection.

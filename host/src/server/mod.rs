@@ -16,6 +16,8 @@ use fabric_protos::orderer::BroadcastResponse;
 use fabric_protos::orderer::atomic_broadcast_server::{AtomicBroadcast, AtomicBroadcastServer};
 use std::convert::Infallible;
 use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::body::Body;
 use tonic::codegen::{BoxFuture, Context, Poll, Service, http};
 use tonic::{Request, Response, Status, Streaming};
@@ -26,16 +28,19 @@ struct Broadcast {
 
 #[tonic::async_trait]
 impl AtomicBroadcast for Broadcast {
-    type BroadcastStream = std::pin::Pin<
-        Box<dyn tokio_stream::Stream<Item = Result<BroadcastResponse, Status>> + Send>,
-    >;
+    type BroadcastStream = ReceiverStream<Result<BroadcastResponse, Status>>;
 
     async fn broadcast(
         &self,
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::BroadcastStream>, Status> {
-        let answers = broadcast::handle(self.registrar.clone(), request.into_inner());
-        Ok(Response::new(Box::pin(answers)))
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(broadcast::handle(
+            self.registrar.clone(),
+            request.into_inner(),
+            tx,
+        ));
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
 
