@@ -2,6 +2,7 @@
 //! fixed rate, and against an address where nothing listens.
 
 use crate::common::*;
+use crate::raft::free_port;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -193,11 +194,6 @@ fn bench_measures_fabrics_orderer_with_followers() {
         "Fabric's orderer: {} acks/s, {} µs/envelope ({}x the floor)",
         report["acks_per_s"], report["orderer_cpu_us_per_envelope"], report["orderer_cpu_vs_floor"]
     );
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 /// SIGKILLs a process that is not our child (Fabric's orderer, started detached).

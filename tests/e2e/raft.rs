@@ -7,7 +7,7 @@
 //! its WAL, catches up.
 
 use crate::common::*;
-use fabric_protos::common::{Block, ConfigEnvelope, Envelope, Payload, Status};
+use fabric_protos::common::{Block, ConfigEnvelope, ConfigGroup, Envelope, Payload, Status};
 use fabric_protos::orderer::ConsensusType;
 use fabric_protos::orderer::etcdraft::{BlockMetadata, ConfigMetadata, Consenter};
 use orderer::comm::ClientTls;
@@ -84,7 +84,29 @@ pub(crate) fn make_nodes(dir: &Path, count: usize) -> (PathBuf, Vec<Node>) {
 /// (TickInterval 100ms, so elections take about a second).
 pub(crate) fn cluster_genesis(nodes: &[Node]) -> Vec<u8> {
     let raw = std::fs::read(fabric().join("blocks/mychannel-etcdraft-genesis.block")).unwrap();
-    let mut block = Block::decode(&raw[..]).unwrap();
+    edit_orderer_group(&raw, |orderer| {
+        let value = orderer.values.get_mut("ConsensusType").unwrap();
+        let mut consensus = ConsensusType::decode(value.value.clone()).unwrap();
+        let mut metadata = ConfigMetadata::decode(consensus.metadata.clone()).unwrap();
+        metadata.consenters = nodes
+            .iter()
+            .map(|node| Consenter {
+                host: "127.0.0.1".into(),
+                port: node.port.into(),
+                client_tls_cert: node.pem.clone().into_bytes().into(),
+                server_tls_cert: node.pem.clone().into_bytes().into(),
+            })
+            .collect();
+        metadata.options.as_mut().unwrap().tick_interval = "100ms".into();
+        consensus.metadata = metadata.encode_to_vec().into();
+        value.value = consensus.encode_to_vec().into();
+    })
+}
+
+/// The genesis block `raw` with its config's Orderer group changed by `edit`, and
+/// its data hash made again.
+pub(crate) fn edit_orderer_group(raw: &[u8], edit: impl FnOnce(&mut ConfigGroup)) -> Vec<u8> {
+    let mut block = Block::decode(raw).unwrap();
     let data = block.data.as_mut().unwrap();
     let mut envelope = Envelope::decode(data.data[0].clone()).unwrap();
     let mut payload = Payload::decode(envelope.payload.clone()).unwrap();
@@ -97,21 +119,7 @@ pub(crate) fn cluster_genesis(nodes: &[Node]) -> Vec<u8> {
         .groups
         .get_mut("Orderer")
         .unwrap();
-    let value = orderer.values.get_mut("ConsensusType").unwrap();
-    let mut consensus = ConsensusType::decode(value.value.clone()).unwrap();
-    let mut metadata = ConfigMetadata::decode(consensus.metadata.clone()).unwrap();
-    metadata.consenters = nodes
-        .iter()
-        .map(|node| Consenter {
-            host: "127.0.0.1".into(),
-            port: node.port.into(),
-            client_tls_cert: node.pem.clone().into_bytes().into(),
-            server_tls_cert: node.pem.clone().into_bytes().into(),
-        })
-        .collect();
-    metadata.options.as_mut().unwrap().tick_interval = "100ms".into();
-    consensus.metadata = metadata.encode_to_vec().into();
-    value.value = consensus.encode_to_vec().into();
+    edit(orderer);
     payload.data = config_envelope.encode_to_vec().into();
     envelope.payload = payload.encode_to_vec().into();
     data.data[0] = envelope.encode_to_vec().into();

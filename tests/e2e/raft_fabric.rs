@@ -9,16 +9,14 @@
 
 use crate::common::*;
 use crate::raft::{
-    Node, cluster_genesis, free_port, make_nodes, payload_seeds, raft_metadata, same_chain,
-    send_until_ordered, start_node,
+    Node, cluster_genesis, edit_orderer_group, free_port, make_nodes, payload_seeds, raft_metadata,
+    same_chain, send_until_ordered, start_node,
 };
-use fabric_protos::common::{Block, ConfigEnvelope, Envelope, Payload};
 use fabric_protos::msp::{FabricMspConfig, MspConfig};
 use fabric_protos::orderer::BatchTimeout;
 use fabric_protos::orderer::seek_info::SeekBehavior;
 use orderer::comm::ClientTls;
 use prost::Message;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,41 +33,23 @@ enum Kind {
 /// [`cluster_genesis`] with the nodes' TLS CA among the orderer orgs' TLS roots and
 /// a BatchTimeout of 200ms.
 fn genesis(nodes: &[Node], ca: &Path) -> Vec<u8> {
-    let raw = cluster_genesis(nodes);
-    let mut block = Block::decode(&raw[..]).unwrap();
-    let data = block.data.as_mut().unwrap();
-    let mut envelope = Envelope::decode(data.data[0].clone()).unwrap();
-    let mut payload = Payload::decode(envelope.payload.clone()).unwrap();
-    let mut config_envelope = ConfigEnvelope::decode(payload.data.clone()).unwrap();
-    let config = config_envelope.config.as_mut().unwrap();
-    let orderer = config
-        .channel_group
-        .as_mut()
-        .unwrap()
-        .groups
-        .get_mut("Orderer")
-        .unwrap();
-    let timeout = orderer.values.get_mut("BatchTimeout").unwrap();
-    timeout.value = BatchTimeout {
-        timeout: "200ms".into(),
-    }
-    .encode_to_vec()
-    .into();
     let ca_pem = std::fs::read(ca).unwrap();
-    for org in orderer.groups.values_mut() {
-        let value = org.values.get_mut("MSP").unwrap();
-        let mut msp = MspConfig::decode(value.value.clone()).unwrap();
-        let mut fabric = FabricMspConfig::decode(msp.config.clone()).unwrap();
-        fabric.tls_root_certs.push(ca_pem.clone().into());
-        msp.config = fabric.encode_to_vec().into();
-        value.value = msp.encode_to_vec().into();
-    }
-    payload.data = config_envelope.encode_to_vec().into();
-    envelope.payload = payload.encode_to_vec().into();
-    data.data[0] = envelope.encode_to_vec().into();
-    let hash = Sha256::digest(&data.data[0]);
-    block.header.as_mut().unwrap().data_hash = hash.to_vec().into();
-    block.encode_to_vec()
+    edit_orderer_group(&cluster_genesis(nodes), |orderer| {
+        let timeout = orderer.values.get_mut("BatchTimeout").unwrap();
+        timeout.value = BatchTimeout {
+            timeout: "200ms".into(),
+        }
+        .encode_to_vec()
+        .into();
+        for org in orderer.groups.values_mut() {
+            let value = org.values.get_mut("MSP").unwrap();
+            let mut msp = MspConfig::decode(value.value.clone()).unwrap();
+            let mut fabric = FabricMspConfig::decode(msp.config.clone()).unwrap();
+            fabric.tls_root_certs.push(ca_pem.clone().into());
+            msp.config = fabric.encode_to_vec().into();
+            value.value = msp.encode_to_vec().into();
+        }
+    })
 }
 
 /// Fabric's orderer for `node`: channel participation, no system channel, the
