@@ -150,6 +150,7 @@ async fn start(args: config::StartArgs) -> Result<()> {
             orderer::consensus::etcdraft::consenter::RaftSettings::from_tls(
                 tls,
                 settings.wal_dir.clone(),
+                settings.snap_dir.clone(),
             )?,
         );
     }

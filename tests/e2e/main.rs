@@ -15,6 +15,7 @@ mod ordereryaml;
 mod osnadmin;
 mod participation;
 mod raft;
+mod raft_catchup;
 mod raft_fabric;
 mod readme;
 mod restart;

@@ -180,8 +180,9 @@ pub(crate) async fn send_until_ordered(orderer: &Orderer, seed: u8) {
 }
 
 pub(crate) fn payload_seeds(blocks: &[Block]) -> Vec<u8> {
-    blocks[1..]
+    blocks
         .iter()
+        .skip(1)
         .flat_map(|b| b.data.clone().unwrap().data)
         .map(|e| {
             let e = Envelope::decode(e).unwrap();

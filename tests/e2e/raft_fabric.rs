@@ -12,6 +12,7 @@ use crate::raft::{
     Node, cluster_genesis, edit_orderer_group, free_port, make_nodes, payload_seeds, raft_metadata,
     same_chain, send_until_ordered, start_node,
 };
+use fabric_protos::common::OrdererAddresses;
 use fabric_protos::msp::{FabricMspConfig, MspConfig};
 use fabric_protos::orderer::BatchTimeout;
 use fabric_protos::orderer::seek_info::SeekBehavior;
@@ -31,10 +32,24 @@ enum Kind {
 }
 
 /// [`cluster_genesis`] with the nodes' TLS CA among the orderer orgs' TLS roots and
-/// a BatchTimeout of 200ms.
-fn genesis(nodes: &[Node], ca: &Path) -> Vec<u8> {
+/// a BatchTimeout of 200ms; with `snapshots`, a block per envelope, a snapshot every
+/// 8 KB of blocks, and the nodes as the orgs' orderer endpoints (where Fabric's block
+/// puller looks).
+fn genesis(nodes: &[Node], ca: &Path, snapshots: bool) -> Vec<u8> {
     let ca_pem = std::fs::read(ca).unwrap();
-    edit_orderer_group(&cluster_genesis(nodes), |orderer| {
+    let base = cluster_genesis(nodes);
+    let base = if snapshots {
+        crate::raft_catchup::snapshotting_genesis(nodes)
+    } else {
+        base
+    };
+    let endpoints = OrdererAddresses {
+        addresses: nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect(),
+    };
+    edit_orderer_group(&base, |orderer| {
         let timeout = orderer.values.get_mut("BatchTimeout").unwrap();
         timeout.value = BatchTimeout {
             timeout: "200ms".into(),
@@ -48,6 +63,9 @@ fn genesis(nodes: &[Node], ca: &Path) -> Vec<u8> {
             fabric.tls_root_certs.push(ca_pem.clone().into());
             msp.config = fabric.encode_to_vec().into();
             value.value = msp.encode_to_vec().into();
+            if snapshots && let Some(value) = org.values.get_mut("Endpoints") {
+                value.value = endpoints.encode_to_vec().into();
+            }
         }
     })
 }
@@ -166,11 +184,11 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start(reference: PathBuf, kinds: &[Kind]) -> Cluster {
+    fn start(reference: PathBuf, kinds: &[Kind], snapshots: bool) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let (ca, nodes) = make_nodes(dir.path(), kinds.len());
         let genesis = dir.path().join("genesis.block");
-        std::fs::write(&genesis, self::genesis(&nodes, &ca)).unwrap();
+        std::fs::write(&genesis, self::genesis(&nodes, &ca, snapshots)).unwrap();
         let members = kinds
             .iter()
             .enumerate()
@@ -356,7 +374,7 @@ async fn scenario(kinds: &[Kind]) {
         return;
     };
     let started = Instant::now();
-    let mut cluster = Cluster::start(PathBuf::from(reference), kinds);
+    let mut cluster = Cluster::start(PathBuf::from(reference), kinds, false);
     println!("cluster {kinds:?} started in {:?}", started.elapsed());
 
     // Envelopes through every node: followers (Fabric's and ours) forward them.
@@ -418,4 +436,70 @@ async fn two_fabric_orderers_and_one_of_ours() {
 #[tokio::test(flavor = "multi_thread")]
 async fn one_fabric_orderer_and_two_of_ours() {
     scenario(&[Kind::Fabric, Kind::Ours, Kind::Ours]).await;
+}
+
+/// Snapshots across implementations: node `behind` is down while the others order 40
+/// blocks (a snapshot every 8 KB, so several, each compacting the leader's log); on
+/// its restart the leader sends it a snapshot, and it pulls the blocks it lacks over
+/// Deliver from the others (ours from Fabric's orderers, Fabric's from ours).
+async fn snapshot_scenario(kinds: &[Kind], behind: usize) {
+    let Some(reference) = std::env::var_os("FABRIC_REF") else {
+        println!("skipped: FABRIC_REF is not set");
+        return;
+    };
+    let mut cluster = Cluster::start(PathBuf::from(reference), kinds, true);
+    let mut seeds = vec![1u8];
+    send_until_ordered(cluster.members[0].orderer.as_ref().unwrap(), 1).await;
+    check_chains(&cluster, &seeds).await;
+    cluster.members[behind].orderer.as_mut().unwrap().kill();
+    cluster.members[behind].orderer = None;
+    cluster.leader().await;
+    let up: Vec<usize> = (0..kinds.len()).filter(|i| *i != behind).collect();
+    for seed in 2..42u8 {
+        let to = cluster.members[up[seed as usize % 2]].orderer.as_ref();
+        send_until_ordered(to.unwrap(), seed).await;
+        seeds.push(seed);
+    }
+    let height = check_chains(&cluster, &seeds).await;
+    let snapshots = |i: usize| {
+        let log = cluster.members[i].orderer.as_ref().unwrap().log();
+        log.matches("taking snapshot at block").count()
+    };
+    let taken: Vec<usize> = up.iter().map(|i| snapshots(*i)).collect();
+    assert!(taken.iter().all(|n| *n >= 2), "snapshots taken: {taken:?}");
+    println!(
+        "{} down; the others ordered to height {height}, snapshots taken {taken:?}",
+        cluster.name(behind)
+    );
+
+    cluster.launch(behind, false);
+    let height = check_chains(&cluster, &seeds).await;
+    let log = cluster.members[behind].orderer.as_ref().unwrap().log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("Catching up with snapshot taken at block"))
+        .unwrap_or_else(|| panic!("no catch-up from a snapshot:\n{log}"));
+    assert!(
+        log.contains("Finished syncing with cluster up to and including block"),
+        "{log}"
+    );
+    println!(
+        "{} restarted: {}; caught up, height {height} identical on all three",
+        cluster.name(behind),
+        &line[line.find("Catching").unwrap()..]
+    );
+    send_until_ordered(cluster.members[behind].orderer.as_ref().unwrap(), 42).await;
+    seeds.push(42);
+    let height = check_chains(&cluster, &seeds).await;
+    println!("ordered through it: height {height}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ours_catches_up_from_a_fabric_leaders_snapshot_by_pulling_from_fabric() {
+    snapshot_scenario(&[Kind::Fabric, Kind::Fabric, Kind::Ours], 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fabric_catches_up_from_our_leaders_snapshot_by_pulling_from_ours() {
+    snapshot_scenario(&[Kind::Fabric, Kind::Ours, Kind::Ours], 0).await;
 }

@@ -72,7 +72,7 @@ impl Remotes {
             if queues.contains_key(&node.id) {
                 continue;
             }
-            let tls = match self.client_tls(&node) {
+            let tls = match client_tls(self.identity.as_ref(), &node) {
                 Ok(tls) => tls,
                 Err(e) => {
                     tracing::error!(channel = %self.channel, remote = node.id, "cannot reach {}: {e}", node.endpoint);
@@ -100,21 +100,6 @@ impl Remotes {
         }
     }
 
-    fn client_tls(&self, node: &RemoteNode) -> Result<Option<ClientTls>, String> {
-        let Some(identity) = &self.identity else {
-            return Ok(None);
-        };
-        let host = node
-            .endpoint
-            .rsplit_once(':')
-            .map_or(&node.endpoint[..], |(h, _)| h);
-        let name = ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
-        let identity = identity.clone();
-        ClientTls::pinned(identity.chain, identity.key, &node.server_cert, name)
-            .map(Some)
-            .map_err(|e| e.to_string())
-    }
-
     /// Queues `request` for node `to`; false when it was dropped (unknown node, full
     /// queue).
     pub fn send(&self, to: u64, request: StepRequest) -> bool {
@@ -135,6 +120,44 @@ impl Remotes {
     }
 }
 
+/// Mutual TLS to `node`: our identity, its server certificate pinned (None: no TLS).
+pub(crate) fn client_tls(
+    identity: Option<&Identity>,
+    node: &RemoteNode,
+) -> Result<Option<ClientTls>, String> {
+    let Some(identity) = identity else {
+        return Ok(None);
+    };
+    let host = node
+        .endpoint
+        .rsplit_once(':')
+        .map_or(&node.endpoint[..], |(h, _)| h);
+    let name = ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
+    let identity = identity.clone();
+    ClientTls::pinned(identity.chain, identity.key, &node.server_cert, name)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// A connection to `node`.
+pub(crate) async fn connect(
+    node: &RemoteNode,
+    tls: Option<&ClientTls>,
+) -> Result<tonic::transport::Channel, String> {
+    let scheme = crate::comm::client::scheme(tls);
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{}", node.endpoint))
+        .map_err(|e| format!("bad endpoint {}: {e}", node.endpoint))?;
+    let connector = Connector {
+        address: node.endpoint.clone(),
+        tls: tls.cloned(),
+    };
+    endpoint
+        .connect_timeout(Duration::from_secs(5))
+        .connect_with_connector(connector)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e:?}", node.endpoint))
+}
+
 /// Connects to `node` when there is something to send, and streams until the stream
 /// breaks; then again with the next message.
 async fn run(
@@ -146,30 +169,11 @@ async fn run(
 ) {
     let mut reported = false;
     while let Some(first) = queue.recv().await {
-        let scheme = crate::comm::client::scheme(tls.as_ref());
-        let endpoint = match tonic::transport::Endpoint::from_shared(format!(
-            "{scheme}://{}",
-            node.endpoint
-        )) {
-            Ok(endpoint) => endpoint,
-            Err(e) => {
-                tracing::error!(%channel, remote = node.id, "bad endpoint {}: {e}", node.endpoint);
-                return;
-            }
-        };
-        let connector = Connector {
-            address: node.endpoint.clone(),
-            tls: tls.clone(),
-        };
-        let dialed = endpoint
-            .connect_timeout(Duration::from_secs(5))
-            .connect_with_connector(connector)
-            .await;
-        let connection = match dialed {
+        let connection = match connect(&node, tls.as_ref()).await {
             Ok(connection) => connection,
             Err(e) => {
                 if !reported {
-                    tracing::warn!(%channel, remote = node.id, "cannot connect to {}: {e:?}", node.endpoint);
+                    tracing::warn!(%channel, remote = node.id, "{e}");
                     reported = true;
                 }
                 tokio::time::sleep(RETRY).await;

@@ -6,6 +6,7 @@
 //! certificate to the one its consenter entry names.
 
 pub mod comm;
+pub mod puller;
 pub mod service;
 
 use bytes::Bytes;

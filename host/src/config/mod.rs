@@ -115,6 +115,8 @@ pub struct Settings {
     pub bootstrap_file: Option<PathBuf>,
     /// etcdraft's write-ahead logs, one folder per channel (Consensus.WALDir).
     pub wal_dir: PathBuf,
+    /// etcdraft's snapshots, one folder per channel (Consensus.SnapDir).
+    pub snap_dir: PathBuf,
     pub operations_listen: String,
     /// Operations.TLS, when enabled.
     pub operations_tls: Option<ServerTlsFiles>,
@@ -173,6 +175,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "ChannelParticipation.Enabled",
     "ChannelParticipation.MaxRequestBodySize",
     "Consensus.WALDir",
+    "Consensus.SnapDir",
 ];
 
 const DEFAULT_DATA_DIR: &str = "./orderer-data";
@@ -265,9 +268,14 @@ impl StartArgs {
         }
 
         let tls = server_tls(loaded, "General.TLS", &c.general.tls)?;
-        let wal_dir = match loaded.etcdraft()?.wal_dir {
+        let etcdraft = loaded.etcdraft()?;
+        let wal_dir = match etcdraft.wal_dir {
             dir if given("Consensus.WALDir") && !dir.is_empty() => PathBuf::from(dir),
             _ => data_dir.join("etcdraft/wal"),
+        };
+        let snap_dir = match etcdraft.snap_dir {
+            dir if given("Consensus.SnapDir") && !dir.is_empty() => PathBuf::from(dir),
+            _ => data_dir.join("etcdraft/snapshot"),
         };
         let admin_listen = match &self.admin_listen {
             Some(address) => address.clone(),
@@ -334,6 +342,7 @@ impl StartArgs {
             admin_insecure: self.admin_insecure,
             bootstrap_file,
             wal_dir,
+            snap_dir,
             operations_listen,
             operations_tls,
             metrics_provider,

@@ -256,6 +256,7 @@ impl Registrar {
                     tip.header.as_ref().context("the tip block has no header")?,
                     config.batch_size.preferred_max_bytes.into(),
                     identity,
+                    self.signer.clone(),
                 )
                 .with_context(opening)?;
                 let handler = chain.handler();

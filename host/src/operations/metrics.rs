@@ -57,7 +57,9 @@ pub struct Metrics {
 pub struct EtcdRaftMetrics {
     pub cluster_size: GaugeVec,
     pub is_leader: GaugeVec,
+    pub active_nodes: GaugeVec,
     pub committed_block_number: GaugeVec,
+    pub snapshot_block_number: GaugeVec,
     pub leader_changes: CounterVec,
     pub proposal_failures: CounterVec,
     pub data_persist_duration: HistogramVec,
@@ -266,9 +268,19 @@ impl Metrics {
                     "The leadership status of the current node: 1 if it is the leader else 0.",
                     CHANNEL,
                 ),
+                active_nodes: gauges(
+                    "consensus_etcdraft_active_nodes",
+                    "Number of active nodes in this channel.",
+                    CHANNEL,
+                ),
                 committed_block_number: gauges(
                     "consensus_etcdraft_committed_block_number",
                     "The block number of the latest block committed.",
+                    CHANNEL,
+                ),
+                snapshot_block_number: gauges(
+                    "consensus_etcdraft_snapshot_block_number",
+                    "The block number of the latest snapshot.",
                     CHANNEL,
                 ),
                 leader_changes: counters(

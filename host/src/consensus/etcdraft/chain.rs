@@ -9,9 +9,15 @@
 //! block when its entry commits. A new leader serves only once every entry of earlier
 //! terms is applied; a config block pauses the leader until it is written; at most
 //! MaxInflightBlocks blocks are proposed and not yet written.
+//!
+//! Every SnapshotIntervalSize bytes of blocks a node takes a snapshot whose data is the
+//! last block written, and compacts its log. A follower that gets a snapshot from the
+//! leader (it was too far behind) pulls the blocks up to the snapshot's from the other
+//! orderers ([`RaftChain::catching_up`]), while entries committed meanwhile wait.
 
 use super::block::{entry_block, entry_data, header_hash, raft_metadata};
 use super::logger::logger;
+use super::storage::Log;
 use super::wal::{Restored, Wal};
 use super::wire::{decode_conf_change, encode_conf_change};
 use crate::component::{CoreBlock, CoreComponent, FaultSink};
@@ -19,12 +25,14 @@ use crate::consensus::ConsenterSupport;
 use crate::consensus::solo::{Now, SoloChain};
 use anyhow::{Context, Result, bail, ensure};
 use bytes::Bytes;
+use fabric_protos::common::Block;
 use fabric_protos::common::BlockHeader;
 use fabric_protos::orderer::etcdraft::BlockMetadata;
 use ordering_core::Rejection;
 use prost::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState, Message};
-use raft::storage::MemStorage;
+use raft::eraftpb::{
+    ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState, Message, Snapshot,
+};
 use raft::{RawNode, StateRole};
 use sha2::{Digest, Sha256};
 
@@ -47,7 +55,14 @@ pub struct Options {
     pub max_inflight_blocks: usize,
     /// Fabric sends at most BatchSize.PreferredMaxBytes of entries per message.
     pub max_size_per_msg: u64,
+    /// Bytes of blocks between two snapshots (SnapshotIntervalSize; 0: Fabric's 16 MB).
+    pub snapshot_interval_size: u64,
 }
+
+/// Fabric's DefaultSnapshotIntervalSize.
+const DEFAULT_SNAPSHOT_INTERVAL: u64 = 16 * 1024 * 1024;
+/// Entries kept before a snapshot's index (Fabric's DefaultSnapshotCatchUpEntries).
+const SNAPSHOT_CATCH_UP_ENTRIES: u64 = 4;
 
 /// What to do with a submission this node cannot order itself.
 #[derive(Debug, PartialEq, Eq)]
@@ -83,7 +98,7 @@ pub struct Submission {
 
 pub struct RaftChain<S> {
     id: u64,
-    node: RawNode<MemStorage>,
+    node: RawNode<Log>,
     /// None in simulations: the log is then memory only.
     wal: Option<Wal>,
     /// The leader's cutter; idle on followers. It owns the support.
@@ -104,6 +119,19 @@ pub struct RaftChain<S> {
     /// Ticks between campaigns, and ticks since the last, while this node is the one
     /// picked to start the first election and no leader is known.
     campaign: Option<(usize, usize)>,
+    snapshot_interval: u64,
+    /// Bytes of blocks written since the last snapshot.
+    since_snapshot: u64,
+    /// A snapshot to take once this Ready is stored: its index and block.
+    snapshot_due: Option<(u64, Bytes)>,
+    /// The number of the block a received snapshot holds, while blocks up to it
+    /// are pulled from other orderers; entries committed meanwhile wait in `backlog`.
+    catch_up: Option<u64>,
+    backlog: Vec<Entry>,
+    /// Active nodes counted by the leader, and for how many ticks in a row.
+    active: (usize, usize),
+    /// The leader was found to know more of our log than we hold (said once).
+    log_lost: bool,
 }
 
 /// The support seen by the leader's cutter: blocks go to Raft, not to the ledger.
@@ -204,26 +232,28 @@ fn bootstrap(ids: &[u64]) -> Restored {
         ..Default::default()
     };
     Restored {
+        snapshot: None,
         entries,
         hard_state,
     }
 }
 
 /// The in-memory log raft-rs reads, holding `log`.
-fn storage(log: &Restored, voters: &[u64]) -> Result<MemStorage> {
-    let storage = MemStorage::new();
-    {
-        let mut core = storage.wl();
-        core.append(&log.entries)?;
-        core.set_hardstate(log.hard_state.clone());
-        core.set_conf_state(ConfState::from((voters.to_vec(), vec![])));
+fn storage(log: Restored, voters: &[u64]) -> Result<Log> {
+    let mut storage = Log::new(ConfState::from((voters.to_vec(), vec![])));
+    storage.set_hard_state(log.hard_state);
+    if let Some(snapshot) = log.snapshot {
+        storage.apply_snapshot(snapshot);
     }
+    storage.append(&log.entries)?;
     Ok(storage)
 }
 
 /// How a node starts: a new channel (its log bootstrapped, written to the WAL if
-/// any), or a restart from the log its WAL held, with every entry up to `applied`
-/// already written to the ledger.
+/// any), a restart from the log its WAL held, with every entry up to `applied`
+/// already written to the ledger, or a node joining a running channel with blocks
+/// already in its ledger but no WAL (Fabric's join: an empty log, no voters known,
+/// the leader sends the log or a snapshot).
 pub enum Start {
     New(Option<Wal>),
     Restart {
@@ -231,6 +261,7 @@ pub enum Start {
         log: Restored,
         applied: u64,
     },
+    Join(Wal),
 }
 
 impl<S: ConsenterSupport> RaftChain<S> {
@@ -250,14 +281,24 @@ impl<S: ConsenterSupport> RaftChain<S> {
             "this node ({}) is not among the consenters {ids:?}",
             options.id
         );
-        let (mut wal, log, applied, fresh) = match start {
-            Start::New(wal) => (wal, bootstrap(&ids), 0, true),
+        let mut catch_up = None;
+        let (mut wal, log, applied, fresh, voters) = match start {
+            Start::New(wal) => (wal, bootstrap(&ids), 0, true, ids.clone()),
             Start::Restart { wal, log, applied } => {
                 // Blocks are written only once committed; a commit index not yet
                 // persisted is learnt again from the leader.
-                let applied = applied.min(log.hard_state.commit);
-                (Some(wal), log, applied, false)
+                let mut applied = applied.min(log.hard_state.commit);
+                if let Some(snapshot) = &log.snapshot {
+                    let (block, _) = entry_block(&snapshot.data).context("the Raft snapshot")?;
+                    if block.number > tip.number {
+                        // A crash while catching up: pull the rest again.
+                        catch_up = Some(block.number);
+                    }
+                    applied = applied.max(snapshot.get_metadata().index);
+                }
+                (Some(wal), log, applied, false, ids.clone())
             }
+            Start::Join(wal) => (Some(wal), Restored::default(), 0, false, vec![]),
         };
         if fresh && let Some(wal) = &mut wal {
             wal.append(&log.entries, Some(&log.hard_state))?;
@@ -274,7 +315,7 @@ impl<S: ConsenterSupport> RaftChain<S> {
             ..Default::default()
         };
         config.validate()?;
-        let node = RawNode::new(&config, storage(&log, &ids)?, &logger(&channel))?;
+        let node = RawNode::new(&config, storage(log, &voters)?, &logger(&channel))?;
         let campaign = (fresh && campaigner(&channel, ids.len()) == options.id)
             .then_some((2 * options.heartbeat_tick, 0));
         let labels = [channel.as_str()];
@@ -307,6 +348,16 @@ impl<S: ConsenterSupport> RaftChain<S> {
                 ordering_core::blockheader::header_hash(tip, &ordering_core::NativeCrypto).to_vec(),
             ),
             campaign,
+            snapshot_interval: match options.snapshot_interval_size {
+                0 => DEFAULT_SNAPSHOT_INTERVAL,
+                size => size,
+            },
+            since_snapshot: 0,
+            snapshot_due: None,
+            catch_up,
+            backlog: Vec::new(),
+            active: (0, 0),
+            log_lost: false,
         })
     }
 
@@ -330,6 +381,7 @@ impl<S: ConsenterSupport> RaftChain<S> {
 
     /// One tick of the Raft clock (every TickInterval).
     pub fn tick(&mut self) {
+        self.track_active();
         self.node.tick();
         if let Some((every, elapsed)) = &mut self.campaign {
             *elapsed += 1;
@@ -341,18 +393,76 @@ impl<S: ConsenterSupport> RaftChain<S> {
         }
     }
 
+    /// Fabric's active-node tracker: the leader counts itself and the followers it
+    /// heard from lately (raft's RecentActive, read before the tick resets it), once
+    /// the count held for three ticks; no leader, no active nodes.
+    fn track_active(&mut self) {
+        let gauge = metrics()
+            .active_nodes
+            .with_label_values(&[self.cutter.support().channel_id()]);
+        if self.leader == NO_LEADER {
+            self.active = (0, 0);
+            gauge.set(0.0);
+            return;
+        }
+        if self.role != StateRole::Leader {
+            return;
+        }
+        let prs = self.node.raft.prs();
+        let active = 1 + prs
+            .iter()
+            .filter(|(id, progress)| **id != self.id && progress.recent_active)
+            .count();
+        let (last, held) = &mut self.active;
+        if active != *last {
+            (*last, *held) = (active, 0);
+        } else if *held < 3 {
+            *held += 1;
+        } else {
+            gauge.set(active as f64);
+        }
+    }
+
     /// A Raft message from a peer.
-    pub fn step(&mut self, message: Message) -> Result<()> {
+    pub fn step(&mut self, mut message: Message) -> Result<()> {
         ensure!(
             message.to == self.id,
             "received a message for node {}, this node is {}",
             message.to,
             self.id
         );
+        let last = self.node.raft.raft_log.last_index();
+        if message.get_msg_type() == raft::eraftpb::MessageType::MsgHeartbeat
+            && message.commit > last
+        {
+            // The leader remembers more of our log than we have: our WAL was lost
+            // and we joined again. etcd (and Fabric) stop here; we commit only what
+            // we hold, and the leader's next append, refused, sends us back to the
+            // start of its log or a snapshot.
+            if !std::mem::replace(&mut self.log_lost, true) {
+                tracing::warn!(
+                    channel = %self.cutter.support().channel_id(),
+                    "the leader's commit index {} is beyond this node's log (last index {last}): was its WAL lost?",
+                    message.commit
+                );
+            }
+            message.commit = last;
+        }
         if let Err(e) = self.node.step(message) {
             tracing::debug!(channel = %self.cutter.support().channel_id(), "raft step: {e}");
         }
         Ok(())
+    }
+
+    /// Whether a snapshot for node `to` left (Fabric's ReportSnapshot after sending):
+    /// the leader stops waiting for it, and probes the node again.
+    pub fn report_snapshot(&mut self, to: u64, sent: bool) {
+        let status = if sent {
+            raft::SnapshotStatus::Finish
+        } else {
+            raft::SnapshotStatus::Failure
+        };
+        self.node.report_snapshot(to, status);
     }
 
     /// A message to order: cut here on the leader, forwarded from a follower.
@@ -448,10 +558,9 @@ impl<S: ConsenterSupport> RaftChain<S> {
                 let (leader, role) = (soft.leader_id, soft.raft_state);
                 self.follow(leader, role)?;
             }
-            ensure!(
-                ready.snapshot().get_metadata().index == 0,
-                "catching up from a Raft snapshot is not supported yet"
-            );
+            if ready.snapshot().get_metadata().index != 0 {
+                self.receive_snapshot(ready.snapshot().clone())?;
+            }
             // Durable before any of this Ready's blocks is written or message sent.
             if let Some(wal) = &mut self.wal {
                 let started = std::time::Instant::now();
@@ -462,18 +571,19 @@ impl<S: ConsenterSupport> RaftChain<S> {
                     .observe(started.elapsed().as_secs_f64());
             }
             self.apply(ready.take_committed_entries())?;
-            self.node.mut_store().wl().append(ready.entries())?;
+            self.node.mut_store().append(ready.entries())?;
             if let Some(hard) = ready.hs() {
-                self.node.mut_store().wl().set_hardstate(hard.clone());
+                self.node.mut_store().set_hard_state(hard.clone());
             }
             out.extend(ready.take_persisted_messages());
             let mut light = self.node.advance(ready);
             if let Some(commit) = light.commit_index() {
-                self.node.mut_store().wl().mut_hard_state().commit = commit;
+                self.node.mut_store().set_commit(commit);
             }
             out.extend(light.take_messages());
             self.apply(light.take_committed_entries())?;
             self.node.advance_apply();
+            self.take_snapshot()?;
         }
         self.maybe_serve()?;
         Ok(out)
@@ -513,7 +623,8 @@ impl<S: ConsenterSupport> RaftChain<S> {
         if !self.just_elected || self.leader != self.id {
             return Ok(());
         }
-        if self.node.raft.raft_log.last_index() > self.applied || self.config_in_flight {
+        let behind = self.node.raft.raft_log.last_index() > self.applied;
+        if behind || self.config_in_flight || self.catch_up.is_some() {
             return Ok(());
         }
         self.cutter.support_mut().proposed_tip = None;
@@ -533,13 +644,23 @@ impl<S: ConsenterSupport> RaftChain<S> {
             if entry.index <= self.applied {
                 continue;
             }
+            if self.catch_up.is_some() {
+                self.backlog.push(entry);
+                continue;
+            }
             match entry.get_entry_type() {
                 EntryType::EntryNormal if entry.data.is_empty() => {}
-                EntryType::EntryNormal => self.write(&entry)?,
+                EntryType::EntryNormal => {
+                    self.write(&entry)?;
+                    self.since_snapshot += entry.data.len() as u64;
+                    if self.since_snapshot >= self.snapshot_interval {
+                        self.snapshot_due = Some((entry.index, entry.data.clone()));
+                    }
+                }
                 EntryType::EntryConfChange => {
                     let change = decode_conf_change(&entry.data[..])?;
                     let state = self.node.apply_conf_change(&change)?;
-                    self.node.mut_store().wl().set_conf_state(state);
+                    self.node.mut_store().set_conf_state(state);
                 }
                 EntryType::EntryConfChangeV2 => bail!(
                     "Raft entry {}: joint configuration changes are not used by Fabric",
@@ -548,6 +669,106 @@ impl<S: ConsenterSupport> RaftChain<S> {
             }
             self.applied = entry.index;
         }
+        if let Some((index, _)) = &mut self.snapshot_due {
+            // At the last entry applied, as Fabric: with the last block as its data.
+            *index = self.applied;
+        }
+        Ok(())
+    }
+
+    /// Takes the snapshot due, once everything up to it is stored, and compacts the
+    /// log (memory and WAL).
+    fn take_snapshot(&mut self) -> Result<()> {
+        let Some((index, data)) = self.snapshot_due.take() else {
+            return Ok(());
+        };
+        let (block, _) = entry_block(&data)?;
+        let channel = self.cutter.support().channel_id().to_string();
+        tracing::info!(
+            %channel,
+            "Accumulated {} bytes since last snapshot, exceeding size limit ({} bytes), taking snapshot at block [{}] (index: {index})",
+            self.since_snapshot,
+            self.snapshot_interval,
+            block.number
+        );
+        self.since_snapshot = 0;
+        let store = self.node.mut_store();
+        store.take_snapshot(index, data, index.saturating_sub(SNAPSHOT_CATCH_UP_ENTRIES));
+        if let Some(wal) = &mut self.wal {
+            let store = self.node.store();
+            wal.save_snapshot(store.snapshot_of())?;
+            let hard_state = raft::Storage::initial_state(store)?.hard_state;
+            let kept = store.entries_after(raft::Storage::first_index(store)? - 1);
+            wal.compact(kept, &hard_state)?;
+        }
+        metrics()
+            .snapshot_block_number
+            .with_label_values(&[&channel])
+            .set(block.number as f64);
+        Ok(())
+    }
+
+    /// A snapshot the leader sent: the log restarts after it; blocks up to the one it
+    /// holds are pulled from other orderers unless the ledger has them.
+    fn receive_snapshot(&mut self, snapshot: Snapshot) -> Result<()> {
+        let index = snapshot.get_metadata().index;
+        let (block, _) = entry_block(&snapshot.data).context("the leader's Raft snapshot")?;
+        let channel = self.cutter.support().channel_id().to_string();
+        if let Some(wal) = &mut self.wal {
+            wal.save_snapshot(&snapshot)?;
+        }
+        let data = snapshot.data.clone();
+        self.node.mut_store().apply_snapshot(snapshot);
+        if let Some(wal) = &mut self.wal {
+            let hard_state = raft::Storage::initial_state(self.node.store())?.hard_state;
+            wal.compact(&[], &hard_state)?;
+        }
+        if index <= self.applied {
+            return Ok(());
+        }
+        self.applied = index;
+        let tip = self.tip.0;
+        if block.number <= tip {
+            tracing::warn!(%channel, "Snapshot is at block [{}], local block number is {tip}, no sync needed", block.number);
+        } else if block.number == tip + 1 {
+            tracing::info!(%channel, "The only missing block [{}] is encapsulated in snapshot, committing it to shortcut catchup process", block.number);
+            let entry = Entry {
+                index,
+                data,
+                ..Default::default()
+            };
+            self.write(&entry)?;
+        } else {
+            tracing::info!(%channel, "Catching up with snapshot taken at block [{}], starting from block [{}]", block.number, tip + 1);
+            self.catch_up = Some(self.catch_up.unwrap_or(0).max(block.number));
+        }
+        metrics()
+            .snapshot_block_number
+            .with_label_values(&[&channel])
+            .set(block.number as f64);
+        Ok(())
+    }
+
+    /// The blocks to pull from other orderers (first and last), while catching up.
+    pub fn catching_up(&self) -> Option<(u64, u64)> {
+        self.catch_up.map(|last| (self.tip.0 + 1, last))
+    }
+
+    /// A block pulled while catching up, verified by the puller; `raft` is the Raft
+    /// metadata the orderer it came from recorded (the same on every node).
+    pub fn write_pulled(&mut self, block: &Block, raft: Option<BlockMetadata>) -> Result<()> {
+        let (core, sequence) = entry_block(&block.encode_to_vec())?;
+        let metadata = raft.unwrap_or_else(|| BlockMetadata {
+            raft_index: 0,
+            ..self.metadata.clone()
+        });
+        self.write_block(core, sequence, metadata.encode_to_vec().into())?;
+        if self.catch_up.is_some_and(|last| self.tip.0 >= last) {
+            tracing::info!(channel = %self.cutter.support().channel_id(), "Finished syncing with cluster up to and including block [{}]", self.tip.0);
+            self.catch_up = None;
+            let backlog = std::mem::take(&mut self.backlog);
+            self.apply(backlog)?;
+        }
         Ok(())
     }
 
@@ -555,6 +776,17 @@ impl<S: ConsenterSupport> RaftChain<S> {
     fn write(&mut self, entry: &Entry) -> Result<()> {
         let (block, sequence) =
             entry_block(&entry.data).with_context(|| format!("Raft entry {}", entry.index))?;
+        let metadata = raft_metadata(&self.metadata, entry.index);
+        self.write_block(block, sequence, metadata)
+            .with_context(|| format!("Raft entry {}", entry.index))
+    }
+
+    fn write_block(
+        &mut self,
+        block: CoreBlock,
+        sequence: Option<u64>,
+        metadata: Bytes,
+    ) -> Result<()> {
         let expected = self.tip.0 + 1;
         if block.number < expected {
             tracing::info!(
@@ -566,9 +798,8 @@ impl<S: ConsenterSupport> RaftChain<S> {
         }
         ensure!(
             block.number == expected,
-            "got block [{}] at Raft index {}, expected block [{expected}]",
+            "got block [{}], expected block [{expected}]",
             block.number,
-            entry.index
         );
         let previous = block_header(&block.encoded)?.previous_hash;
         ensure!(
@@ -577,7 +808,7 @@ impl<S: ConsenterSupport> RaftChain<S> {
             block.number,
             self.tip.0
         );
-        let metadata = Some(raft_metadata(&self.metadata, entry.index));
+        let metadata = Some(metadata);
         let support = &mut self.cutter.support_mut().support;
         match sequence {
             Some(sequence) => support.write_config_block(&block, sequence, metadata)?,

@@ -8,11 +8,13 @@ use super::node::EtcdRaft;
 use super::wal::Wal;
 use crate::cluster::RemoteNode;
 use crate::cluster::comm::{Identity, Remotes};
+use crate::cluster::puller::BlockPuller;
 use crate::comm::pinned::same_public_key;
 use crate::comm::tls::{certificates, private_key};
 use crate::comm::{ServerTlsFiles, TlsError};
 use crate::component::CoreComponent;
 use crate::consensus::ConsenterSupport;
+use crate::identity::Signer;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use fabric_protos::common::BlockHeader;
@@ -25,19 +27,24 @@ use std::time::Duration;
 
 /// How this orderer takes part in Raft clusters: its TLS server certificate (who it
 /// is in a consenter set), the client identity it presents to the others, and where
-/// the channels' write-ahead logs are.
+/// the channels' write-ahead logs and snapshots are.
 #[derive(Clone)]
 pub struct RaftSettings {
     pub server_cert: Bytes,
     pub client: Identity,
     pub wal_dir: PathBuf,
+    pub snap_dir: PathBuf,
 }
 
 impl RaftSettings {
     /// From General.TLS: the server certificate names this node in consenter sets,
     /// and it presents the same certificate and key to the other consenters
     /// (Fabric's default when General.Cluster.ClientCertificate is unset).
-    pub fn from_tls(tls: &ServerTlsFiles, wal_dir: PathBuf) -> Result<Self, TlsError> {
+    pub fn from_tls(
+        tls: &ServerTlsFiles,
+        wal_dir: PathBuf,
+        snap_dir: PathBuf,
+    ) -> Result<Self, TlsError> {
         let setting = |name: &str| format!("{}.{name}", tls.section);
         let chain = certificates(&setting("Certificate"), &tls.certificate)?;
         let key = private_key(&setting("PrivateKey"), &tls.private_key)?;
@@ -45,6 +52,7 @@ impl RaftSettings {
             server_cert: Bytes::copy_from_slice(&chain[0]),
             client: Identity { chain, key },
             wal_dir,
+            snap_dir,
         })
     }
 }
@@ -82,6 +90,8 @@ pub fn members(metadata: &ConfigMetadata, ids: &[u64]) -> Result<Vec<RemoteNode>
 
 /// The Raft chain of a channel whose ledger ends at `tip`, with `last` the etcdraft
 /// metadata the last block recorded (None: only the genesis block is written).
+/// `signer` signs the Deliver requests of the block puller.
+#[allow(clippy::too_many_arguments)]
 pub fn new_chain<S: ConsenterSupport>(
     support: S,
     component: Arc<CoreComponent>,
@@ -90,6 +100,7 @@ pub fn new_chain<S: ConsenterSupport>(
     tip: &BlockHeader,
     preferred_max_bytes: u64,
     identity: &RaftSettings,
+    signer: Arc<Signer>,
 ) -> Result<EtcdRaft<S>> {
     let channel = support.channel_id().to_string();
     let n = metadata.consenters.len() as u64;
@@ -128,20 +139,23 @@ pub fn new_chain<S: ConsenterSupport>(
         heartbeat_tick: options.heartbeat_tick as usize,
         max_inflight_blocks: options.max_inflight_blocks.max(1) as usize,
         max_size_per_msg: preferred_max_bytes,
+        snapshot_interval_size: options.snapshot_interval_size.into(),
     };
     let dir = identity.wal_dir.join(&channel);
-    let start = match Wal::open(&dir)? {
+    let start = match Wal::open(&dir, &identity.snap_dir.join(&channel))? {
         (wal, None) if tip.number == 0 => Start::New(Some(wal)),
-        (_, None) => bail!(
-            "channel {channel}: the ledger holds {} blocks but there is no Raft WAL in {}: rejoining the cluster without it is not supported yet",
-            tip.number + 1,
-            dir.display()
-        ),
+        (wal, None) => {
+            // Fabric's join: blocks but no WAL (a lost WAL, or a node added later).
+            tracing::info!(%channel, "Starting raft node to join an existing channel: the ledger holds {} blocks, {} has no WAL", tip.number + 1, dir.display());
+            Start::Join(wal)
+        }
         (wal, Some(log)) => Start::Restart { wal, log, applied },
     };
     tracing::info!(%channel, id = me, consenters = n, restart = matches!(start, Start::Restart { .. }), "starting Raft node");
     let chain = RaftChain::new(support, component, options, tip, start)?;
-    let others = nodes.iter().filter(|node| node.id != me).cloned().collect();
-    let remotes = Remotes::new(&channel, Some(identity.client.clone()), others);
-    Ok(EtcdRaft::new(chain, remotes, nodes, tick))
+    let others: Vec<RemoteNode> = nodes.iter().filter(|node| node.id != me).cloned().collect();
+    let client = Some(identity.client.clone());
+    let remotes = Remotes::new(&channel, client.clone(), others.clone());
+    let puller = BlockPuller::new(&channel, others, client, signer);
+    Ok(EtcdRaft::new(chain, remotes, nodes, tick, puller))
 }

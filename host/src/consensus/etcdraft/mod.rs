@@ -1,14 +1,15 @@
 //! Fabric's etcdraft consensus on tikv's raft-rs (issue 12): the wire layer (raft-rs
 //! messages in the bytes Fabric's etcd-based orderers send and expect), the chain's
 //! logic as a state machine (`chain`, tested in a simulated cluster), the chain on the
-//! network (`node`) and its making from a channel's config (`consenter`). Not yet:
-//! the WAL, snapshots, membership changes and followers.
+//! network (`node`) and its making from a channel's config (`consenter`), the WAL and
+//! snapshots (`wal`, `storage`). Not yet: membership changes and followers.
 
 mod block;
 pub mod chain;
 pub mod consenter;
 mod logger;
 pub mod node;
+mod storage;
 pub mod wal;
 pub mod wire;
 

@@ -4,11 +4,13 @@
 //! ready messages go to the other consenters through [`Remotes`]. Followers forward
 //! submissions to the leader; a leader that cannot take one yet (just elected, a
 //! config block in flight, MaxInflightBlocks) makes the caller wait, as Fabric's
-//! blocked `submitC` does.
+//! blocked `submitC` does. A node that fell behind a snapshot pulls the missing
+//! blocks from the other consenters in a task of its own, while Raft goes on.
 
 use super::chain::{NO_LEADER, RaftChain, Submission, SubmitError, Submitted};
 use super::wire::{decode_message, encode_message};
 use crate::cluster::comm::Remotes;
+use crate::cluster::puller::{BlockPuller, Verifier};
 use crate::cluster::{Handler, RemoteNode};
 use crate::component::CoreComponent;
 use crate::consensus::solo::Now;
@@ -22,7 +24,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use prost::Message as _;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
@@ -45,6 +47,10 @@ struct Shared<S> {
     changed: Notify,
     halted: watch::Sender<bool>,
     started: AtomicBool,
+    puller: BlockPuller,
+    /// A catch-up task is running.
+    pulling: AtomicBool,
+    me: Weak<Shared<S>>,
 }
 
 impl<S: ConsenterSupport> EtcdRaft<S> {
@@ -53,9 +59,10 @@ impl<S: ConsenterSupport> EtcdRaft<S> {
         remotes: Remotes,
         members: Vec<RemoteNode>,
         tick: Duration,
+        puller: BlockPuller,
     ) -> Self {
         EtcdRaft {
-            shared: Arc::new(Shared {
+            shared: Arc::new_cyclic(|me| Shared {
                 channel: chain.support().channel_id().to_string(),
                 chain: Mutex::new(Some(chain)),
                 remotes,
@@ -65,6 +72,9 @@ impl<S: ConsenterSupport> EtcdRaft<S> {
                 changed: Notify::new(),
                 halted: watch::channel(false).0,
                 started: AtomicBool::new(false),
+                puller,
+                pulling: AtomicBool::new(false),
+                me: me.clone(),
             }),
         }
     }
@@ -79,7 +89,7 @@ impl<S: ConsenterSupport> EtcdRaft<S> {
         self.shared
             .chain
             .lock()
-            .unwrap()
+            .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .map_or(NO_LEADER, |c| c.leader())
     }
@@ -93,18 +103,37 @@ impl<S: ConsenterSupport> Shared<S> {
         }
     }
 
-    /// One input, then what Raft has ready; an error halts the chain.
+    /// One input, then what Raft has ready; an error halts the chain, and so does a
+    /// panic of raft-rs (its assertions on a log it finds inconsistent), rather than
+    /// poisoning the lock for every later input.
     fn step<T>(
         &self,
         input: impl FnOnce(&mut RaftChain<S>, Now) -> anyhow::Result<T>,
     ) -> Result<T, ChainError> {
-        let mut guard = self.chain.lock().unwrap();
+        let mut guard = self.chain.lock().unwrap_or_else(|p| p.into_inner());
         let chain = guard.as_mut().ok_or(ChainError::Stopped)?;
         let now = self.now();
-        let outcome = input(chain, now).and_then(|answer| {
-            let messages = chain.ready()?;
-            Ok((answer, messages))
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            input(chain, now).and_then(|answer| {
+                let messages = chain.ready()?;
+                Ok((answer, messages))
+            })
+        }))
+        .unwrap_or_else(|panic| {
+            let text = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            Err(anyhow::anyhow!("raft: {text}"))
         });
+        if outcome.is_ok()
+            && chain.catching_up().is_some()
+            && !self.pulling.swap(true, Ordering::SeqCst)
+            && let Some(me) = self.me.upgrade()
+        {
+            tokio::spawn(me.catch_up());
+        }
         match outcome {
             Ok((answer, messages)) => {
                 for message in messages {
@@ -115,7 +144,11 @@ impl<S: ConsenterSupport> Shared<S> {
                             metadata: Bytes::new(),
                         })),
                     };
-                    self.remotes.send(message.to, request);
+                    let to = message.to;
+                    let sent = self.remotes.send(to, request);
+                    if message.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
+                        chain.report_snapshot(to, sent);
+                    }
                 }
                 drop(guard);
                 self.changed.notify_waiters();
@@ -179,13 +212,54 @@ impl<S: ConsenterSupport> Shared<S> {
         }
     }
 
+    /// Pulls blocks from the other consenters until the chain has caught up with the
+    /// snapshot it received (a failed write halts the chain).
+    async fn catch_up(self: Arc<Self>) {
+        loop {
+            let wanted = self
+                .chain
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .and_then(|chain| {
+                    let range = chain.catching_up()?;
+                    Some((range, chain.support().config_and_tip()))
+                });
+            let Some(((from, to), (config, tip))) = wanted else {
+                break;
+            };
+            let pulled = match Verifier::new(&config, &tip) {
+                Ok(mut verifier) => {
+                    let write = |block: &fabric_protos::common::Block| {
+                        let raft = super::raft_metadata_of(block);
+                        self.step(|chain, _| chain.write_pulled(block, raft))
+                            .map_err(anyhow::Error::from)
+                    };
+                    self.puller.pull(&mut verifier, from, to, write).await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = pulled {
+                tracing::error!(channel = %self.channel, "catching up: {e:#}");
+                self.halt();
+                break;
+            }
+        }
+        self.pulling.store(false, Ordering::SeqCst);
+    }
+
     /// Ticks every TickInterval, and fires the leader's batch timer on time.
     async fn run(self: Arc<Self>) {
         let mut ticks = tokio::time::interval(self.tick);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             let changed = self.changed.notified();
-            let deadline = match self.chain.lock().unwrap().as_ref() {
+            let deadline = match self
+                .chain
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+            {
                 None => return,
                 Some(chain) => chain.batch_deadline(),
             };
@@ -320,7 +394,13 @@ impl<S: ConsenterSupport> Chain for EtcdRaft<S> {
     }
 
     fn halt(&self) {
-        drop(self.shared.chain.lock().unwrap().take());
+        drop(
+            self.shared
+                .chain
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
         self.shared.halt();
     }
 
