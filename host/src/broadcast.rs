@@ -2,6 +2,7 @@
 //! after the first non-SUCCESS answer, as Fabric's broadcast handler does. SUCCESS
 //! means validated and handed to consensus, not yet committed.
 
+use crate::consensus::ChainError;
 use crate::msgprocessor::Message;
 use crate::multichannel::Registrar;
 use crate::operations::metrics::BroadcastTracker;
@@ -91,7 +92,13 @@ async fn process_tracked(
             config_seq,
         } => support.chain.configure(envelope, update, config_seq).await,
     };
-    ordered.map_err(|e| Rejection::new(Status::ServiceUnavailable, e.to_string()))?;
+    ordered.map_err(|e| {
+        let status = match e {
+            ChainError::Invalid(_) => Status::BadRequest,
+            _ => Status::ServiceUnavailable,
+        };
+        Rejection::new(status, e.to_string())
+    })?;
     support.recent.push(accepted, now);
     // Validated and ordered without waiting on anything: count it against the task's
     // budget, so a stream that always has a message ready still lets others run.

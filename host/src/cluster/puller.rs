@@ -35,7 +35,8 @@ const BLOCK_VALIDATION: &str = "/Channel/Orderer/BlockValidation";
 
 pub struct BlockPuller {
     channel: String,
-    sources: Vec<RemoteNode>,
+    /// The other consenters (changed by config blocks).
+    sources: std::sync::Mutex<Vec<RemoteNode>>,
     identity: Option<Identity>,
     signer: Arc<Signer>,
 }
@@ -143,10 +144,14 @@ impl BlockPuller {
     ) -> BlockPuller {
         BlockPuller {
             channel: channel.to_string(),
-            sources,
+            sources: std::sync::Mutex::new(sources),
             identity,
             signer,
         }
+    }
+
+    pub fn set_sources(&self, sources: Vec<RemoteNode>) {
+        *self.sources.lock().unwrap_or_else(|p| p.into_inner()) = sources;
     }
 
     /// Pulls blocks `from..=to`, handing each to `each` once `verifier` passed it;
@@ -158,10 +163,15 @@ impl BlockPuller {
         to: u64,
         mut each: impl FnMut(&Block) -> Result<()>,
     ) -> Result<()> {
-        ensure!(!self.sources.is_empty(), "no other orderer to pull from");
         let mut next = from;
         loop {
-            for source in &self.sources {
+            let sources = self
+                .sources
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            ensure!(!sources.is_empty(), "no other orderer to pull from");
+            for source in &sources {
                 if next > to {
                     return Ok(());
                 }

@@ -47,6 +47,10 @@ pub enum ChainError {
     /// etcdraft: the leader's stream is full or gone.
     #[error("failed to forward the transaction to the Raft leader {0}")]
     Forward(u64),
+    /// A config the consenter refuses (etcdraft: Fabric's ValidateConsensusMetadata),
+    /// answered BAD_REQUEST as Fabric's message processor does.
+    #[error("consensus metadata update for channel config update is invalid: {0}")]
+    Invalid(String),
 }
 
 /// Fabric's `consensus.Chain`. Calls return once the message is queued (SUCCESS on

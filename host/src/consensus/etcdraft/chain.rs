@@ -17,6 +17,7 @@
 
 use super::block::{entry_block, entry_data, header_hash, raft_metadata};
 use super::logger::logger;
+use super::membership::{self, Consenters};
 use super::storage::Log;
 use super::wal::{Restored, Wal};
 use super::wire::{decode_conf_change, encode_conf_change};
@@ -48,6 +49,8 @@ pub const NO_LEADER: u64 = 0;
 pub struct Options {
     /// This node's Raft ID.
     pub id: u64,
+    /// The consenters of the config in force, with their IDs.
+    pub consenters: Consenters,
     /// Consenter IDs and the next ID, as the last block recorded them.
     pub metadata: BlockMetadata,
     pub election_tick: usize,
@@ -132,6 +135,15 @@ pub struct RaftChain<S> {
     active: (usize, usize),
     /// The leader was found to know more of our log than we hold (said once).
     log_lost: bool,
+    consenters: Consenters,
+    /// The ConfChange a written config block asked for, until Raft applies it.
+    conf_change: Option<ConfChange>,
+    last_is_config: bool,
+    /// Bumped whenever the nodes to talk to change (a ConfChange applied, a rotated
+    /// certificate).
+    membership_version: u64,
+    /// A ConfChange removed this node: the chain stops.
+    removed: bool,
 }
 
 /// The support seen by the leader's cutter: blocks go to Raft, not to the ledger.
@@ -261,7 +273,7 @@ pub enum Start {
         log: Restored,
         applied: u64,
     },
-    Join(Wal),
+    Join(Option<Wal>),
 }
 
 impl<S: ConsenterSupport> RaftChain<S> {
@@ -298,7 +310,7 @@ impl<S: ConsenterSupport> RaftChain<S> {
                 }
                 (Some(wal), log, applied, false, ids.clone())
             }
-            Start::Join(wal) => (Some(wal), Restored::default(), 0, false, vec![]),
+            Start::Join(wal) => (wal, Restored::default(), 0, false, vec![]),
         };
         if fresh && let Some(wal) = &mut wal {
             wal.append(&log.entries, Some(&log.hard_state))?;
@@ -358,6 +370,11 @@ impl<S: ConsenterSupport> RaftChain<S> {
             backlog: Vec::new(),
             active: (0, 0),
             log_lost: false,
+            consenters: options.consenters,
+            conf_change: None,
+            last_is_config: false,
+            membership_version: 0,
+            removed: false,
         })
     }
 
@@ -382,6 +399,7 @@ impl<S: ConsenterSupport> RaftChain<S> {
     /// One tick of the Raft clock (every TickInterval).
     pub fn tick(&mut self) {
         self.track_active();
+        self.repropose_conf_change();
         self.node.tick();
         if let Some((every, elapsed)) = &mut self.campaign {
             *elapsed += 1;
@@ -421,6 +439,53 @@ impl<S: ConsenterSupport> RaftChain<S> {
         } else {
             gauge.set(active as f64);
         }
+    }
+
+    /// raft-rs drops a ConfChange proposed while another is unapplied (it becomes
+    /// an empty entry): the leader proposes a missing one again.
+    fn repropose_conf_change(&mut self) {
+        if self.leader != self.id || self.conf_change.is_none() || self.node.raft.has_pending_conf()
+        {
+            return;
+        }
+        let voters = self.node.raft.prs().conf().to_conf_state().voters;
+        match membership::pending_change(&voters, &self.metadata.consenter_ids) {
+            Some(change) => self.propose_conf_change(change),
+            // Made meanwhile (a snapshot held it).
+            None => {
+                self.conf_change = None;
+                self.config_in_flight = false;
+            }
+        }
+    }
+
+    fn propose_conf_change(&mut self, change: ConfChange) {
+        let channel = self.cutter.support().channel_id().to_string();
+        tracing::info!(%channel, "proposing Raft {:?} of node {}", change.get_change_type(), change.node_id);
+        if let Err(e) = self.node.propose_conf_change(vec![], change.clone()) {
+            tracing::warn!(%channel, "Failed to propose configuration update to Raft node: {e}");
+        }
+        self.conf_change = Some(change);
+        self.config_in_flight = true;
+    }
+
+    /// The consenters with their IDs, and a number that changes with them.
+    pub fn consenters(&self) -> (&Consenters, u64) {
+        (&self.consenters, self.membership_version)
+    }
+
+    /// Whether a ConfChange removed this node.
+    pub fn removed(&self) -> bool {
+        self.removed
+    }
+
+    /// Fabric's ValidateConsensusMetadata for a CONFIG envelope about to be ordered:
+    /// at most one consenter added, removed or rotated.
+    pub fn check_config(&self, envelope: &[u8]) -> Result<(), String> {
+        let Some(new) = etcdraft_consenters(envelope)? else {
+            return Ok(());
+        };
+        membership::compute(&self.metadata, &self.consenters, &new).map(|_| ())
     }
 
     /// A Raft message from a peer.
@@ -627,6 +692,15 @@ impl<S: ConsenterSupport> RaftChain<S> {
         if behind || self.config_in_flight || self.catch_up.is_some() {
             return Ok(());
         }
+        if self.last_is_config {
+            // Elected before the ConfChange of the last config block committed.
+            let voters = self.node.raft.prs().conf().to_conf_state().voters;
+            if let Some(change) = membership::pending_change(&voters, &self.metadata.consenter_ids)
+            {
+                self.propose_conf_change(change);
+                return Ok(());
+            }
+        }
         self.cutter.support_mut().proposed_tip = None;
         self.cutter.reopen()?;
         self.just_elected = false;
@@ -660,6 +734,7 @@ impl<S: ConsenterSupport> RaftChain<S> {
                 EntryType::EntryConfChange => {
                     let change = decode_conf_change(&entry.data[..])?;
                     let state = self.node.apply_conf_change(&change)?;
+                    self.conf_change_applied(&change, &state.voters);
                     self.node.mut_store().set_conf_state(state);
                 }
                 EntryType::EntryConfChangeV2 => bail!(
@@ -674,6 +749,54 @@ impl<S: ConsenterSupport> RaftChain<S> {
             *index = self.applied;
         }
         Ok(())
+    }
+
+    fn conf_change_applied(&mut self, change: &ConfChange, voters: &[u64]) {
+        let channel = self.cutter.support().channel_id().to_string();
+        self.membership_version += 1;
+        let ours = self.conf_change.as_ref().is_some_and(|c| {
+            c.node_id == change.node_id && c.get_change_type() == change.get_change_type()
+        });
+        if !ours {
+            return;
+        }
+        tracing::info!(%channel, "Applied config change to {} node {}, current nodes in channel: {voters:?}",
+            if change.get_change_type() == ConfChangeType::AddNode { "add" } else { "remove" },
+            change.node_id);
+        self.conf_change = None;
+        self.config_in_flight = false;
+        metrics()
+            .cluster_size
+            .with_label_values(&[&channel])
+            .set(self.consenters.len() as f64);
+        if change.get_change_type() == ConfChangeType::RemoveNode && change.node_id == self.id {
+            tracing::info!(%channel, "This node is being removed from replica set");
+            self.removed = true;
+        }
+    }
+
+    /// The consenters of config block `block` put in force; the ConfChange it asks for.
+    fn membership_of(&mut self, block: &CoreBlock) -> Result<Option<ConfChange>> {
+        let envelope = Block::decode(&block.encoded[..])?
+            .data
+            .and_then(|d| d.data.into_iter().next())
+            .context("a config block without an envelope")?;
+        let Some(new) = etcdraft_consenters(&envelope).map_err(anyhow::Error::msg)? else {
+            return Ok(None);
+        };
+        let changes = membership::compute(&self.metadata, &self.consenters, &new)
+            .map_err(|e| anyhow::anyhow!("illegal configuration change detected: {e}"))?;
+        let channel = self.cutter.support().channel_id().to_string();
+        if changes.changed() || changes.rotated.is_some() {
+            tracing::info!(%channel, "Config block [{}] changes consenter set: add {} node(s), remove {} node(s), rotated {:?}", block.number, changes.added, changes.removed, changes.rotated);
+        }
+        if changes.rotated.is_some() {
+            self.membership_version += 1;
+        }
+        self.metadata.consenter_ids = changes.metadata.consenter_ids;
+        self.metadata.next_consenter_id = changes.metadata.next_consenter_id;
+        self.consenters = changes.consenters;
+        Ok(changes.conf_change)
     }
 
     /// Takes the snapshot due, once everything up to it is stored, and compacts the
@@ -762,7 +885,7 @@ impl<S: ConsenterSupport> RaftChain<S> {
             raft_index: 0,
             ..self.metadata.clone()
         });
-        self.write_block(core, sequence, metadata.encode_to_vec().into())?;
+        self.write_block(core, sequence, Some(metadata.encode_to_vec().into()), 0)?;
         if self.catch_up.is_some_and(|last| self.tip.0 >= last) {
             tracing::info!(channel = %self.cutter.support().channel_id(), "Finished syncing with cluster up to and including block [{}]", self.tip.0);
             self.catch_up = None;
@@ -776,16 +899,19 @@ impl<S: ConsenterSupport> RaftChain<S> {
     fn write(&mut self, entry: &Entry) -> Result<()> {
         let (block, sequence) =
             entry_block(&entry.data).with_context(|| format!("Raft entry {}", entry.index))?;
-        let metadata = raft_metadata(&self.metadata, entry.index);
-        self.write_block(block, sequence, metadata)
+        self.write_block(block, sequence, None, entry.index)
             .with_context(|| format!("Raft entry {}", entry.index))
     }
 
+    /// Writes `block`, with `metadata` (a pulled block's) or else the Raft metadata
+    /// of entry `index`; a config block changes the consenters first, so it records
+    /// the new ones, and asks Raft for its ConfChange (the leader proposes it).
     fn write_block(
         &mut self,
         block: CoreBlock,
         sequence: Option<u64>,
-        metadata: Bytes,
+        metadata: Option<Bytes>,
+        index: u64,
     ) -> Result<()> {
         let expected = self.tip.0 + 1;
         if block.number < expected {
@@ -808,7 +934,11 @@ impl<S: ConsenterSupport> RaftChain<S> {
             block.number,
             self.tip.0
         );
-        let metadata = Some(metadata);
+        let mut conf_change = None;
+        if sequence.is_some() {
+            conf_change = self.membership_of(&block)?;
+        }
+        let metadata = Some(metadata.unwrap_or_else(|| raft_metadata(&self.metadata, index)));
         let support = &mut self.cutter.support_mut().support;
         match sequence {
             Some(sequence) => support.write_config_block(&block, sequence, metadata)?,
@@ -819,12 +949,38 @@ impl<S: ConsenterSupport> RaftChain<S> {
             .committed_block_number
             .with_label_values(&[self.cutter.support().channel_id()])
             .set(block.number as f64);
+        self.last_is_config = block.is_config;
         if self.leader == self.id {
             self.in_flight = self.in_flight.saturating_sub(1);
             if block.is_config {
                 self.config_in_flight = false;
             }
         }
+        if let Some(change) = conf_change {
+            if self.leader == self.id {
+                self.propose_conf_change(change);
+            } else {
+                self.conf_change = Some(change);
+            }
+        }
         Ok(())
     }
+}
+
+/// The etcdraft consenters of a CONFIG envelope's config; None for another consensus.
+fn etcdraft_consenters(
+    envelope: &[u8],
+) -> Result<Option<Vec<fabric_protos::orderer::etcdraft::Consenter>>, String> {
+    let config = ordering_core::config::ChannelConfig::from_config_envelope(
+        envelope,
+        &ordering_core::NativeCrypto,
+    )
+    .map_err(|e| e.to_string())?;
+    if config.consensus.kind != "etcdraft" {
+        return Ok(None);
+    }
+    let metadata =
+        fabric_protos::orderer::etcdraft::ConfigMetadata::decode(config.consensus.metadata)
+            .map_err(|e| format!("failed to unmarshal new etcdraft metadata configuration: {e}"))?;
+    Ok(Some(metadata.consenters))
 }

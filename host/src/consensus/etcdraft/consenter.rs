@@ -4,6 +4,7 @@
 //! `server_tls_cert` has the public key of our TLS certificate.
 
 use super::chain::{Options, RaftChain, Start};
+use super::membership;
 use super::node::EtcdRaft;
 use super::wal::Wal;
 use crate::cluster::RemoteNode;
@@ -15,12 +16,10 @@ use crate::comm::{ServerTlsFiles, TlsError};
 use crate::component::CoreComponent;
 use crate::consensus::ConsenterSupport;
 use crate::identity::Signer;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use bytes::Bytes;
 use fabric_protos::common::BlockHeader;
 use fabric_protos::orderer::etcdraft::{BlockMetadata, ConfigMetadata};
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,37 +56,6 @@ impl RaftSettings {
     }
 }
 
-/// The consenters of `metadata` with their Raft IDs.
-pub fn members(metadata: &ConfigMetadata, ids: &[u64]) -> Result<Vec<RemoteNode>> {
-    if ids.len() != metadata.consenters.len() {
-        bail!(
-            "{} consenter IDs for {} consenters",
-            ids.len(),
-            metadata.consenters.len()
-        );
-    }
-    metadata
-        .consenters
-        .iter()
-        .zip(ids)
-        .map(|(consenter, id)| {
-            let der = |pem: &[u8], what: &str| {
-                CertificateDer::from_pem_slice(pem)
-                    .map(|c| Bytes::copy_from_slice(&c))
-                    .with_context(|| {
-                        format!("consenter {}:{}: {what}", consenter.host, consenter.port)
-                    })
-            };
-            Ok(RemoteNode {
-                id: *id,
-                endpoint: format!("{}:{}", consenter.host, consenter.port),
-                server_cert: der(&consenter.server_tls_cert, "server_tls_cert")?,
-                client_cert: der(&consenter.client_tls_cert, "client_tls_cert")?,
-            })
-        })
-        .collect()
-}
-
 /// The Raft chain of a channel whose ledger ends at `tip`, with `last` the etcdraft
 /// metadata the last block recorded (None: only the genesis block is written).
 /// `signer` signs the Deliver requests of the block puller.
@@ -113,7 +81,8 @@ pub fn new_chain<S: ConsenterSupport>(
         },
     };
     let applied = block_metadata.raft_index;
-    let nodes = members(metadata, &block_metadata.consenter_ids)?;
+    let consenters = membership::consenters(&metadata.consenters, &block_metadata)?;
+    let nodes = membership::remote_nodes(&consenters)?;
     let me = nodes
         .iter()
         .find(|node| same_public_key(&node.server_cert, &identity.server_cert))
@@ -134,6 +103,7 @@ pub fn new_chain<S: ConsenterSupport>(
         })?;
     let options = Options {
         id: me,
+        consenters,
         metadata: block_metadata,
         election_tick: options.election_tick as usize,
         heartbeat_tick: options.heartbeat_tick as usize,
@@ -147,7 +117,7 @@ pub fn new_chain<S: ConsenterSupport>(
         (wal, None) => {
             // Fabric's join: blocks but no WAL (a lost WAL, or a node added later).
             tracing::info!(%channel, "Starting raft node to join an existing channel: the ledger holds {} blocks, {} has no WAL", tip.number + 1, dir.display());
-            Start::Join(wal)
+            Start::Join(Some(wal))
         }
         (wal, Some(log)) => Start::Restart { wal, log, applied },
     };

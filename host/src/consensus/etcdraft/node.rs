@@ -8,6 +8,7 @@
 //! blocks from the other consenters in a task of its own, while Raft goes on.
 
 use super::chain::{NO_LEADER, RaftChain, Submission, SubmitError, Submitted};
+use super::membership;
 use super::wire::{decode_message, encode_message};
 use crate::cluster::comm::Remotes;
 use crate::cluster::puller::{BlockPuller, Verifier};
@@ -38,8 +39,9 @@ struct Shared<S> {
     /// None once halted.
     chain: Mutex<Option<RaftChain<S>>>,
     remotes: Remotes,
-    /// Every consenter (this node too), to authenticate cluster senders.
-    members: Vec<RemoteNode>,
+    /// Every consenter (this node too), to authenticate cluster senders, and the
+    /// chain's membership version they are of.
+    members: Mutex<(Vec<RemoteNode>, u64)>,
     tick: Duration,
     origin: Instant,
     /// Woken after every input: leadership, acceptance or the batch deadline may
@@ -66,7 +68,7 @@ impl<S: ConsenterSupport> EtcdRaft<S> {
                 channel: chain.support().channel_id().to_string(),
                 chain: Mutex::new(Some(chain)),
                 remotes,
-                members,
+                members: Mutex::new((members, 0)),
                 tick,
                 origin: Instant::now(),
                 changed: Notify::new(),
@@ -127,6 +129,9 @@ impl<S: ConsenterSupport> Shared<S> {
                 .unwrap_or("a panic");
             Err(anyhow::anyhow!("raft: {text}"))
         });
+        if outcome.is_ok() {
+            self.follow_membership(chain);
+        }
         if outcome.is_ok()
             && chain.catching_up().is_some()
             && !self.pulling.swap(true, Ordering::SeqCst)
@@ -150,6 +155,13 @@ impl<S: ConsenterSupport> Shared<S> {
                         chain.report_snapshot(to, sent);
                     }
                 }
+                if chain.removed() {
+                    // Removed from the consenters: this node orders no more.
+                    *guard = None;
+                    drop(guard);
+                    self.halt();
+                    return Ok(answer);
+                }
                 drop(guard);
                 self.changed.notify_waiters();
                 Ok(answer)
@@ -167,6 +179,28 @@ impl<S: ConsenterSupport> Shared<S> {
     fn halt(&self) {
         self.halted.send_replace(true);
         self.changed.notify_waiters();
+    }
+
+    /// Streams to the consenters the chain has now (Fabric's configureComm).
+    fn follow_membership(&self, chain: &RaftChain<S>) {
+        let (consenters, version) = chain.consenters();
+        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        if members.1 == version {
+            return;
+        }
+        match membership::remote_nodes(consenters) {
+            Ok(nodes) => {
+                let others: Vec<RemoteNode> = nodes
+                    .iter()
+                    .filter(|n| n.id != chain.id())
+                    .cloned()
+                    .collect();
+                self.remotes.configure(others.clone());
+                self.puller.set_sources(others);
+                *members = (nodes, version);
+            }
+            Err(e) => tracing::error!(channel = %self.channel, "the new consenters: {e:#}"),
+        }
     }
 
     /// Orders `submission` here, or forwards it to the leader; waits while the
@@ -287,7 +321,11 @@ impl<S: ConsenterSupport> Shared<S> {
 
 impl<S: ConsenterSupport> Handler for Shared<S> {
     fn members(&self) -> Vec<RemoteNode> {
-        self.members.clone()
+        self.members
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
     }
 
     fn on_consensus(&self, sender: u64, request: ConsensusRequest) -> Result<(), String> {
@@ -357,6 +395,16 @@ impl<S: ConsenterSupport> Chain for EtcdRaft<S> {
         config_seq: u64,
     ) -> BoxFuture<'_, Result<(), ChainError>> {
         proposals_received(&self.shared.channel, true);
+        let checked = self
+            .shared
+            .chain
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|chain| chain.check_config(&config));
+        if let Some(Err(e)) = checked {
+            return futures::future::ready(Err(ChainError::Invalid(e))).boxed();
+        }
         self.shared
             .submit(Submission {
                 envelope: config,
