@@ -35,6 +35,15 @@ pub async fn handle(
                 status: Status::Success as i32,
                 info: String::new(),
             },
+            // Unavailability (a ledger that cannot be written, no Raft leader) is
+            // logged once where it starts, not once per envelope refused.
+            Err(rejection) if rejection.status == Status::ServiceUnavailable => {
+                tracing::debug!("rejecting broadcast: {rejection}");
+                BroadcastResponse {
+                    status: rejection.status as i32,
+                    info: rejection.info,
+                }
+            }
             Err(rejection) => {
                 tracing::warn!("rejecting broadcast: {rejection}");
                 BroadcastResponse {
@@ -75,6 +84,16 @@ async fn process_tracked(
     let support = registrar.broadcast_support(&chdr.channel_id).ok_or_else(|| {
         Rejection::bad_request("channel creation request not allowed because the orderer system channel is not defined")
     })?;
+    // Blocks already cut wait in memory for the disk; taking more would only grow them.
+    if let Some(why) = support.ledger.write_failure() {
+        return Err(Rejection::new(
+            Status::ServiceUnavailable,
+            format!(
+                "the ledger of channel {} cannot be written ({why}); the orderer retries, try again later",
+                support.channel_id
+            ),
+        ));
+    }
     let now = now_unix_nanos();
     // On this task, not a blocking thread: a validation is tens of µs, and handing it
     // to another thread costs more than it saves.

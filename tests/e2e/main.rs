@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod crash;
 mod deliver;
+mod disk;
 mod fixture;
 mod hotswap;
 mod operations;

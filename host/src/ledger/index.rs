@@ -142,7 +142,7 @@ fn decode(raw: &[u8]) -> Loc {
     }
 }
 
-fn prefix_len(len: u32) -> u64 {
+pub(super) fn prefix_len(len: u32) -> u64 {
     prost::encoding::encoded_len_varint(u64::from(len)) as u64
 }
 

@@ -16,6 +16,14 @@
 //! [`Ledger::watch_height`]), so a crash never loses a block a client could have seen;
 //! its index record is written after that fsync and never fsynced itself.
 //!
+//! A failed write or fsync (a full disk, EIO) is rolled back: the last file is cut
+//! back to its last durable record and files the append created are removed, so the
+//! same blocks can be appended again once the disk takes them, at the same offsets
+//! (what a failed fsync may have dropped from the page cache is written again from
+//! memory). Until an append succeeds, [`Ledger::write_failure`] says why the last one
+//! failed. Only when the rollback fails too does the ledger refuse appends until it
+//! is reopened.
+//!
 //! Concurrency: appends are serialized (an internal mutex; in practice one chain task
 //! per channel appends), reads come from any number of Deliver tasks and only take a
 //! read lock long enough to copy a cached block or a file handle; file reads use
@@ -32,6 +40,7 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
@@ -47,6 +56,8 @@ use scan::file_name;
 
 /// Fabric's default block file size.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 64 << 20;
+/// The unit a failed fsync may drop: the page cache's page.
+const PAGE: u64 = 4096;
 /// The recent-block cache holds at most this many blocks...
 const CACHE_BLOCKS: usize = 128;
 /// ...and at most this many bytes.
@@ -121,9 +132,14 @@ struct Writer {
     number: u32,
     file: Arc<File>,
     size: u64,
-    /// Set after a failed write or fsync: the file's state is then unknown (a failed
-    /// fsync may have dropped the dirty pages), so appends stop until a reopen.
+    /// Set when a failed append could not be rolled back: the files' state is then
+    /// unknown, so appends stop until a reopen.
     failed: Option<String>,
+    /// After a rolled-back append: the offset of the page the failed append began in.
+    /// A failed fsync may have dropped that page, and with it the end of the record
+    /// before (durable, but on the same page), so the next append writes the file
+    /// again from there.
+    redo_from: Option<u64>,
     /// The persisted index, appended after each fsync.
     index: index::Index,
 }
@@ -136,6 +152,10 @@ pub struct Ledger {
     writer: Mutex<Writer>,
     height: watch::Sender<u64>,
     report: OpenReport,
+    /// Why the last append failed, until one succeeds; the flag is the lock-free
+    /// check Broadcast makes per envelope.
+    last_failure: Mutex<Option<String>>,
+    failing: AtomicBool,
 }
 
 /// How [`Ledger::open`] found the blocks.
@@ -324,6 +344,7 @@ impl Ledger {
             file: state.files.last().expect("at least one block file").clone(),
             size: last_len,
             failed: None,
+            redo_from: None,
             index: index_file,
         };
         Ok(Ledger {
@@ -333,6 +354,8 @@ impl Ledger {
             writer: Mutex::new(writer),
             height: watch::Sender::new(height),
             report,
+            last_failure: Mutex::new(None),
+            failing: AtomicBool::new(false),
         })
     }
 
@@ -362,9 +385,25 @@ impl Ledger {
         state.tip.as_ref().map(|_| state.tip_hash)
     }
 
-    /// Why appends stopped (a failed write or fsync), if they did: `/healthz`.
+    /// Why the last append failed (a failed write or fsync), unless one succeeded
+    /// since: `/healthz`, Broadcast. Does not wait for an append in progress.
     pub fn write_failure(&self) -> Option<String> {
-        self.lock_writer().failed.clone()
+        if !self.failing.load(Ordering::Acquire) {
+            return None;
+        }
+        self.last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_failure(&self, why: Option<String>) {
+        let mut last = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.failing.store(why.is_some(), Ordering::Release);
+        *last = why;
     }
 
     /// Encodes and appends `block`; see [`Ledger::append`].
@@ -428,20 +467,24 @@ impl Ledger {
         let start = (writer.number, writer.size);
         let mut new_files = Vec::new();
         let mut locs = Vec::with_capacity(blocks.len());
-        let written = self.write_records(&mut writer, blocks, &lens, &mut new_files, &mut locs);
+        let written = self.redo_tail(&mut writer).and_then(|()| {
+            self.write_records(&mut writer, blocks, &lens, &mut new_files, &mut locs)
+        });
         if let Err(e) = written {
-            // Best effort: whatever is left is cut by the scan on the next open (a
-            // file that is not the last must hold whole records only).
-            let first = self.read_state().files[start.0 as usize].clone();
-            let _ = first.set_len(start.1);
-            for file in &new_files {
-                let _ = file.set_len(0);
-            }
-            writer.failed = Some(format!("{e:#}"));
             let first_number = expected - blocks.len() as u64;
-            return Err(e.context(format!("appending block {first_number}")));
+            let e = e.context(format!("appending block {first_number}"));
+            match self.roll_back(&mut writer, start, &new_files) {
+                Ok(()) => self.set_failure(Some(format!("{e:#}"))),
+                Err(rollback) => {
+                    let why = format!("{e:#}; then rolling it back failed: {rollback:#}");
+                    writer.failed = Some(why.clone());
+                    self.set_failure(Some(why));
+                }
+            }
+            return Err(e);
         }
 
+        writer.redo_from = None;
         // After the fsync: the index never names a block that is not durable.
         writer.index.append(&locs);
 
@@ -460,8 +503,80 @@ impl Ledger {
             state.index.len() as u64
         };
         drop(writer);
+        if self.failing.load(Ordering::Acquire) {
+            self.set_failure(None);
+        }
         self.height.send_replace(height);
         Ok(())
+    }
+
+    /// Undoes a failed append: the file it started in is cut back to `start` (file,
+    /// size), the files it created are removed, and the writer is back where it was,
+    /// so the same records can be written again. Nothing is synced here: the device
+    /// may refuse that too, and the next append's fsync makes the cut durable with
+    /// the records written over it (until then, a crash leaves what the scan on open
+    /// cuts as a torn tail, as after any crash mid-append).
+    fn roll_back(
+        &self,
+        writer: &mut Writer,
+        start: (u32, u64),
+        new_files: &[Arc<File>],
+    ) -> Result<()> {
+        let first = self.read_state().files[start.0 as usize].clone();
+        let path = self.dir.join(file_name(start.0));
+        first
+            .set_len(start.1)
+            .with_context(|| format!("truncating {} to {} bytes", path.display(), start.1))?;
+        for n in (start.0 + 1..=writer.number).rev() {
+            let path = self.dir.join(file_name(n));
+            fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+        if !new_files.is_empty() {
+            let _ = scan::sync_dir(&self.dir);
+        }
+        writer.number = start.0;
+        writer.file = first;
+        writer.size = start.1;
+        writer.redo_from = Some(writer.redo_from.unwrap_or(start.1) / PAGE * PAGE);
+        Ok(())
+    }
+
+    /// Writes the last file again from `redo_from` to its end, from the blocks'
+    /// bytes (the newest are in memory); the append's fsync then covers them.
+    fn redo_tail(&self, writer: &mut Writer) -> Result<()> {
+        let Some(from) = writer.redo_from.filter(|&from| from < writer.size) else {
+            return Ok(());
+        };
+        let locs: Vec<(u64, Loc)> = {
+            let state = self.read_state();
+            let mut tail = Vec::new();
+            for (number, loc) in state.index.iter().enumerate().rev() {
+                if loc.file != writer.number || loc.offset + u64::from(loc.len) <= from {
+                    break;
+                }
+                tail.push((number as u64, *loc));
+            }
+            tail.reverse();
+            tail
+        };
+        let Some(&(_, first)) = locs.first() else {
+            return Ok(());
+        };
+        let mut bytes = Vec::new();
+        for &(number, loc) in &locs {
+            prost::encoding::encode_varint(u64::from(loc.len), &mut bytes);
+            let body = self
+                .get(number)?
+                .context("a block of the index is missing")?;
+            bytes.extend_from_slice(&body);
+        }
+        let record_start = first.offset - index::prefix_len(first.len);
+        let skip = from.saturating_sub(record_start) as usize;
+        let path = self.dir.join(file_name(writer.number));
+        writer
+            .file
+            .write_all_at(&bytes[skip..], record_start + skip as u64)
+            .with_context(|| format!("writing {} again from offset {from}", path.display()))
     }
 
     /// Writes the records of `blocks`, starting new files as needed (each file is

@@ -89,10 +89,22 @@ pub struct ChainWriter {
     pub ledger: Arc<Ledger>,
     pub writer: BlockWriter,
     pub committer: Committer,
+    /// The header of the last block handed to the committer: the chain's tip, which
+    /// the ledger's reaches once the committer has appended it.
+    pub tip: Option<Vec<u8>>,
     pub processor: Arc<StandardChannel>,
     pub slot: Arc<CoreSlot>,
     /// On the system channel: where the channels its ORDERER_TRANSACTIONs create go.
     pub registrar: Option<Weak<Registrar>>,
+}
+
+impl ChainWriter {
+    fn commit(&mut self, complete: Bytes) -> Result<()> {
+        let header = crate::ledger::decode_header(&complete)?;
+        self.committer.append(complete)?;
+        self.tip = Some(header.encode_to_vec());
+        Ok(())
+    }
 }
 
 impl ConsenterSupport for ChainWriter {
@@ -100,12 +112,11 @@ impl ConsenterSupport for ChainWriter {
         &self.channel_id
     }
 
-    /// The tip of what the chain wrote: blocks still queued are appended first.
+    /// The tip of what the chain wrote, queued or appended: a cutter opened there
+    /// does not wait for the disk (which may be full).
     fn config_and_tip(&self) -> (Bytes, Vec<u8>) {
-        if let Err(e) = self.committer.flush() {
-            tracing::error!(channel = %self.channel_id, "{e:#}");
-        }
-        config_and_tip(&self.processor, &self.ledger)
+        let (config, ledger_tip) = config_and_tip(&self.processor, &self.ledger);
+        (config, self.tip.clone().unwrap_or(ledger_tip))
     }
 
     fn process_config_update(&self, update: &[u8], now: u64) -> Result<Bytes, Rejection> {
@@ -120,8 +131,8 @@ impl ConsenterSupport for ChainWriter {
         {
             registrar.create_channel(config_tx)?;
         }
-        self.committer
-            .append(self.writer.finish(block, consenter_metadata))
+        let complete = self.writer.finish(block, consenter_metadata);
+        self.commit(complete)
     }
 
     fn write_config_block(
@@ -137,7 +148,7 @@ impl ConsenterSupport for ChainWriter {
         self.processor
             .validators()
             .reconfigure(complete.clone(), sequence);
-        self.committer.append(complete)
+        self.commit(complete)
     }
 
     fn faults(&self) -> &dyn FaultSink {

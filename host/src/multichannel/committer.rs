@@ -8,28 +8,31 @@
 //! empty and ends. With a thousand idle channels that is a thousand empty queues, not
 //! a thousand parked threads.
 
-use crate::ledger::Ledger;
+use crate::ledger::{AppendError, Ledger};
 use anyhow::{Result, anyhow};
 use bytes::Bytes;
 use std::collections::VecDeque;
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// How many signed blocks may wait for the ledger; a full queue slows the chain.
 const QUEUE_DEPTH: usize = 64;
-
-enum Job {
-    Append(Bytes),
-    /// Answered once every block queued before it is in the ledger.
-    Flush(mpsc::Sender<()>),
-}
+/// The first wait before an append that failed on I/O is tried again...
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+/// ...doubled up to this.
+const RETRY_MAX: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<Job>,
+    queue: VecDeque<Bytes>,
     /// A drain is running (it empties the queue before it ends).
     draining: bool,
-    /// The first append that failed: every later one fails with it (the chain halts).
+    /// An append failed on I/O and is being retried: the queue may then exceed its
+    /// depth rather than block the chain (Broadcast is refused meanwhile, so only
+    /// messages already in flight add blocks).
+    stalled: bool,
+    /// An append that cannot succeed (the ledger refused the block itself, or could
+    /// not roll a failed write back): every later one fails with it (the chain halts).
     failed: Option<String>,
 }
 
@@ -37,7 +40,7 @@ struct Inner {
     channel: String,
     ledger: Arc<Ledger>,
     state: Mutex<State>,
-    /// Signalled whenever a drain took jobs off the queue or ended.
+    /// Signalled whenever a drain took blocks off the queue or ended.
     progress: Condvar,
 }
 
@@ -57,35 +60,16 @@ impl Committer {
         }
     }
 
-    /// Queues a complete block; fails once an earlier append failed.
+    /// Queues a complete block; fails once an append failed for good.
     pub fn append(&self, block: Bytes) -> Result<()> {
-        self.check()?;
-        self.push(Job::Append(block));
-        Ok(())
-    }
-
-    /// Waits until every queued block is in the ledger.
-    pub fn flush(&self) -> Result<()> {
-        let (done, wait) = mpsc::channel();
-        self.push(Job::Flush(done));
-        wait.recv()
-            .map_err(|_| anyhow!("the committer has stopped"))?;
-        self.check()
-    }
-
-    fn check(&self) -> Result<()> {
-        match &self.inner.state.lock().unwrap().failed {
-            Some(error) => Err(anyhow!("appending to the ledger failed: {error}")),
-            None => Ok(()),
-        }
-    }
-
-    fn push(&self, job: Job) {
         let mut state = self.inner.state.lock().unwrap();
-        while state.queue.len() >= QUEUE_DEPTH {
+        while state.queue.len() >= QUEUE_DEPTH && !state.stalled && state.failed.is_none() {
             state = self.inner.progress.wait(state).unwrap();
         }
-        state.queue.push_back(job);
+        if let Some(error) = &state.failed {
+            return Err(anyhow!("appending to the ledger failed: {error}"));
+        }
+        state.queue.push_back(block);
         if !state.draining {
             state.draining = true;
             let inner = self.inner.clone();
@@ -94,68 +78,109 @@ impl Committer {
                 Err(_) => drop(std::thread::spawn(move || inner.drain())),
             }
         }
+        Ok(())
     }
 }
 
 impl Drop for Committer {
-    /// Every block queued is appended before the committer goes away.
+    /// Every block queued is appended before the committer goes away (a drain that
+    /// is retrying a failed append gives up at the next try, so a removed channel
+    /// does not wait for its disk).
     fn drop(&mut self) {
         let mut state = self.inner.state.lock().unwrap();
         while state.draining {
+            if state.stalled {
+                state
+                    .failed
+                    .get_or_insert_with(|| "the channel was stopped".into());
+            }
             state = self.inner.progress.wait(state).unwrap();
         }
     }
 }
 
 impl Inner {
-    /// Appends what is queued, in batches, until the queue is empty.
+    /// Appends what is queued, in batches, until the queue is empty. An append that
+    /// fails on I/O (a full disk, EIO) is tried again, the same blocks in the same
+    /// order, until it succeeds: the blocks are signed and numbered, and the chain
+    /// has moved past them, so they must be the ones written next.
     fn drain(&self) {
         let mut batch = Vec::new();
-        let mut flushes = Vec::new();
+        let mut stalled_since: Option<Instant> = None;
+        let mut retry = RETRY_FIRST;
         loop {
-            let healthy = {
+            if batch.is_empty() {
                 let mut state = self.state.lock().unwrap();
-                if state.queue.is_empty() {
-                    state.draining = false;
-                    self.progress.notify_all();
-                    return;
+                if state.queue.is_empty() || state.failed.is_some() {
+                    return self.end(state);
                 }
                 // Whatever is queued already joins this append.
-                while batch.len() < QUEUE_DEPTH
-                    && let Some(job) = state.queue.pop_front()
-                {
-                    match job {
-                        Job::Append(block) => batch.push(block),
-                        Job::Flush(done) => flushes.push(done),
-                    }
-                }
+                let take = state.queue.len().min(QUEUE_DEPTH);
+                batch.extend(state.queue.drain(..take));
                 self.progress.notify_all();
-                state.failed.is_none()
-            };
-            let started = std::time::Instant::now();
-            if healthy && !batch.is_empty() {
-                match self.ledger.append_batch(&batch) {
-                    Ok(()) => crate::operations::metrics::ledger_committed(
+            }
+            let started = Instant::now();
+            let error = match self.ledger.append_batch(&batch) {
+                Ok(()) => {
+                    crate::operations::metrics::ledger_committed(
                         &self.channel,
                         batch.len(),
                         started.elapsed(),
-                    ),
-                    Err(e) => {
-                        let channel = &self.channel;
-                        tracing::error!(
-                            channel,
-                            "appending {} block(s) failed: {e:#}",
-                            batch.len()
+                    );
+                    if let Some(since) = stalled_since.take() {
+                        tracing::info!(
+                            channel = %self.channel,
+                            "the ledger takes blocks again: appended the {} block(s) held for {:.1} s; Broadcast accepted again",
+                            batch.len(),
+                            since.elapsed().as_secs_f64()
                         );
-                        self.state.lock().unwrap().failed = Some(format!("{e:#}"));
+                        self.state.lock().unwrap().stalled = false;
+                        retry = RETRY_FIRST;
                     }
+                    batch.clear();
+                    continue;
                 }
+                Err(e) => e,
+            };
+            let first = crate::ledger::decode_header(&batch[0]).map_or(0, |h| h.number);
+            let mut state = self.state.lock().unwrap();
+            if state.failed.is_some() {
+                // Dropped while retrying: the channel is gone, and so are its blocks.
+                tracing::error!(
+                    channel = %self.channel,
+                    "the channel stopped while its ledger could not be written: {} block(s) not appended",
+                    batch.len() + state.queue.len()
+                );
+                return self.end(state);
             }
-            batch.clear();
-            for done in flushes.drain(..) {
-                let _ = done.send(());
+            // The ledger refused the blocks themselves, or is broken until reopened.
+            if error.downcast_ref::<AppendError>().is_some() {
+                tracing::error!(channel = %self.channel, "appending {} block(s) failed: {error:#}", batch.len());
+                state.failed = Some(format!("{error:#}"));
+                return self.end(state);
             }
+            if stalled_since.is_none() {
+                // Once per episode: the retries are silent until they succeed.
+                tracing::error!(
+                    channel = %self.channel,
+                    "cannot append block {first} and after to the ledger: {error:#}; holding {} block(s) in memory and retrying until the disk takes them; Broadcast is refused (SERVICE_UNAVAILABLE) meanwhile",
+                    batch.len() + state.queue.len()
+                );
+                stalled_since = Some(Instant::now());
+                state.stalled = true;
+                self.progress.notify_all();
+            }
+            drop(state);
+            std::thread::sleep(retry);
+            retry = (retry * 2).min(RETRY_MAX);
         }
+    }
+
+    /// Ends the drain; what is still queued is not appended.
+    fn end(&self, mut state: std::sync::MutexGuard<'_, State>) {
+        state.queue.clear();
+        state.draining = false;
+        self.progress.notify_all();
     }
 }
 
@@ -192,15 +217,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Arc::new(Ledger::open(dir.path()).unwrap());
         let committer = Committer::start("ch", ledger.clone());
-        let mut blocks = chain(101);
-        let last = blocks.pop().unwrap();
         // Outside a runtime; a hundred blocks through a queue of 64.
-        for block in blocks {
+        for block in chain(101) {
             committer.append(block).unwrap();
         }
-        committer.flush().unwrap();
-        assert_eq!(ledger.height(), 100);
-        committer.append(last).unwrap();
         drop(committer);
         assert_eq!(ledger.height(), 101, "dropping appends what was queued");
     }

@@ -238,6 +238,7 @@ impl Registrar {
             ledger: ledger.clone(),
             writer: BlockWriter::new(self.signer.clone(), last_config, consenter),
             committer: Committer::start(channel_id, ledger.clone()),
+            tip: None,
             processor: processor.clone(),
             slot: slot.clone(),
             registrar: is_system.then(|| self.me.clone()),
