@@ -18,6 +18,7 @@ mod participation;
 mod raft;
 mod raft_catchup;
 mod raft_fabric;
+mod raft_membership;
 mod readme;
 mod restart;
 mod syschannel;

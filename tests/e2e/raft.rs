@@ -18,6 +18,7 @@ use rcgen::{
 };
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const CH: &str = "mychannel";
@@ -129,6 +130,13 @@ pub(crate) fn edit_orderer_group(raw: &[u8], edit: impl FnOnce(&mut ConfigGroup)
 }
 
 pub(crate) fn start_node(dir: &Path, node: &Node, genesis: &Path, ca: &Path) -> Orderer {
+    let mut orderer = Orderer::run(start_command(dir, node, Some(genesis)), dir);
+    orderer.tls = Some(ClientTls::from_files(ca, None, None).unwrap());
+    orderer
+}
+
+/// The start command of `node`, with the channel's genesis block or none.
+pub(crate) fn start_command(dir: &Path, node: &Node, genesis: Option<&Path>) -> Command {
     let msp = fixture_msp(ORDERER0_MSP);
     let env = [
         ("ORDERER_GENERAL_TLS_ENABLED", "true"),
@@ -138,22 +146,11 @@ pub(crate) fn start_node(dir: &Path, node: &Node, genesis: &Path, ca: &Path) -> 
         ),
         ("ORDERER_GENERAL_TLS_PRIVATEKEY", node.key.to_str().unwrap()),
     ];
-    let command = Orderer::command_on(
-        dir,
-        &format!("127.0.0.1:{}", node.port),
-        &[
-            "--msp-dir",
-            msp.to_str().unwrap(),
-            "--msp-id",
-            "OrdererMSP",
-            "--genesis-block",
-            genesis.to_str().unwrap(),
-        ],
-        &env,
-    );
-    let mut orderer = Orderer::run(command, dir);
-    orderer.tls = Some(ClientTls::from_files(ca, None, None).unwrap());
-    orderer
+    let mut args = vec!["--msp-dir", msp.to_str().unwrap(), "--msp-id", "OrdererMSP"];
+    if let Some(genesis) = genesis {
+        args.extend(["--genesis-block", genesis.to_str().unwrap()]);
+    }
+    Orderer::command_on(dir, &format!("127.0.0.1:{}", node.port), &args, &env)
 }
 
 /// Broadcasts one envelope to `orderer`: its status and info.

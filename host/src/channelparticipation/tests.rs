@@ -353,7 +353,8 @@ async fn bad_join_requests_get_fabrics_texts() {
         "close"
     );
 
-    // A config block past the genesis block needs onboarding from other orderers.
+    // A config block past the genesis block onboards a Raft node; a solo channel has
+    // no other orderers to pull from.
     let mut later =
         Block::decode(fixture("blocks/mychannel-solo-genesis.block").as_slice()).unwrap();
     later.header.as_mut().unwrap().number = 3;
@@ -362,7 +363,7 @@ async fn bad_join_requests_get_fabrics_texts() {
     assert!(
         answer
             .body
-            .starts_with("{\"error\":\"cannot join: failed to create follower: joining at block 3"),
+            .starts_with("{\"error\":\"cannot join: joining at block 3 (not the genesis block) is for etcdraft channels with several consenters; this solo channel"),
         "{}",
         answer.body
     );

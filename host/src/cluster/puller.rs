@@ -43,9 +43,10 @@ pub struct BlockPuller {
 
 /// What the next pulled block is checked against.
 pub struct Verifier {
-    config: ChannelConfig,
-    /// Number and header hash of the last block verified.
-    last: (u64, Vec<u8>),
+    /// The config in force; None before the genesis block.
+    config: Option<ChannelConfig>,
+    /// Number and header hash of the last block verified; None before the genesis block.
+    last: Option<(u64, Vec<u8>)>,
 }
 
 impl Verifier {
@@ -56,83 +57,103 @@ impl Verifier {
         let tip = fabric_protos::common::BlockHeader::decode(tip)?;
         let hash = header_hash(&tip, &NativeCrypto).to_vec();
         Ok(Verifier {
-            config,
-            last: (tip.number, hash),
+            config: Some(config),
+            last: Some((tip.number, hash)),
         })
+    }
+
+    /// Blocks from the genesis block on. The genesis block is signed by no one: what
+    /// vouches for it, and so for every block after it, is a later block the caller
+    /// trusts and checks [`Verifier::last_hash`] against.
+    pub fn from_genesis() -> Verifier {
+        Verifier {
+            config: None,
+            last: None,
+        }
+    }
+
+    /// The header hash of the last block verified.
+    pub fn last_hash(&self) -> Option<&[u8]> {
+        self.last.as_ref().map(|(_, hash)| &hash[..])
     }
 
     /// Checks `block` as the next one.
     pub fn verify(&mut self, block: &Block) -> Result<()> {
         let header = block.header.as_ref().context("a block without a header")?;
         let number = header.number;
+        let expected = self.last.as_ref().map_or(0, |(n, _)| n + 1);
         ensure!(
-            number == self.last.0 + 1,
-            "got block [{number}], expected [{}]",
-            self.last.0 + 1
+            number == expected,
+            "got block [{number}], expected [{expected}]"
         );
-        ensure!(
-            header.previous_hash[..] == self.last.1[..],
-            "block [{number}] does not chain onto block [{}]",
-            self.last.0
-        );
+        if let Some((last, hash)) = &self.last {
+            ensure!(
+                header.previous_hash[..] == hash[..],
+                "block [{number}] does not chain onto block [{last}]"
+            );
+        }
         let data = block.data.as_ref().map(|d| &d.data[..]).unwrap_or_default();
         let concatenated: Vec<u8> = data.iter().flat_map(|d| d.iter().copied()).collect();
         ensure!(
             NativeCrypto.sha256(&concatenated)[..] == header.data_hash[..],
             "block [{number}]: the data hash does not match its data"
         );
-        self.check_signatures(block)
-            .with_context(|| format!("block [{number}]"))?;
-        if let [only] = data
-            && let Ok(config) = ChannelConfig::from_config_envelope(only, &NativeCrypto)
-        {
-            self.config = config;
+        match &self.config {
+            Some(config) => {
+                check_signatures(config, block).with_context(|| format!("block [{number}]"))?;
+                // A config block puts its config in force for the blocks after it.
+                if let [only] = data
+                    && let Ok(config) = ChannelConfig::from_config_envelope(only, &NativeCrypto)
+                {
+                    self.config = Some(config);
+                }
+            }
+            None => {
+                let config =
+                    ChannelConfig::from_config_block(&block.encode_to_vec(), &NativeCrypto)
+                        .map_err(|e| anyhow!("the genesis block: {e}"))?;
+                self.config = Some(config);
+            }
         }
-        self.last = (number, header_hash(header, &NativeCrypto).to_vec());
+        self.last = Some((number, header_hash(header, &NativeCrypto).to_vec()));
         Ok(())
     }
+}
 
-    fn check_signatures(&self, block: &Block) -> Result<()> {
-        let slot = block
-            .metadata
-            .as_ref()
-            .and_then(|m| m.metadata.first())
-            .context("no SIGNATURES metadata")?;
-        let metadata = Metadata::decode(slot.clone())?;
-        let header = header_der(block.header.as_ref().unwrap_or(&Default::default()));
-        let mut signed = Vec::new();
-        let mut creators = Vec::new();
-        for signature in &metadata.signatures {
-            let shdr = SignatureHeader::decode(signature.signature_header.clone())?;
-            let mut data = metadata.value.to_vec();
-            data.extend_from_slice(&signature.signature_header);
-            data.extend_from_slice(&header);
-            signed.push(data);
-            creators.push(shdr.creator);
-        }
-        let set: Vec<SignedData> = metadata
-            .signatures
-            .iter()
-            .zip(&signed)
-            .zip(&creators)
-            .map(|((signature, data), creator)| SignedData {
-                data,
-                identity: creator,
-                signature: &signature.signature,
-            })
-            .collect();
-        let now = crate::protoutil::now_unix_nanos();
-        self.config
-            .policies
-            .evaluate(
-                BLOCK_VALIDATION,
-                &set,
-                &self.config.msps,
-                now,
-                &NativeCrypto,
-            )
-            .map_err(|e| anyhow!("{BLOCK_VALIDATION}: {e}"))
+fn check_signatures(config: &ChannelConfig, block: &Block) -> Result<()> {
+    let slot = block
+        .metadata
+        .as_ref()
+        .and_then(|m| m.metadata.first())
+        .context("no SIGNATURES metadata")?;
+    let metadata = Metadata::decode(slot.clone())?;
+    let header = header_der(block.header.as_ref().unwrap_or(&Default::default()));
+    let mut signed = Vec::new();
+    let mut creators = Vec::new();
+    for signature in &metadata.signatures {
+        let shdr = SignatureHeader::decode(signature.signature_header.clone())?;
+        let mut data = metadata.value.to_vec();
+        data.extend_from_slice(&signature.signature_header);
+        data.extend_from_slice(&header);
+        signed.push(data);
+        creators.push(shdr.creator);
     }
+    let set: Vec<SignedData> = metadata
+        .signatures
+        .iter()
+        .zip(&signed)
+        .zip(&creators)
+        .map(|((signature, data), creator)| SignedData {
+            data,
+            identity: creator,
+            signature: &signature.signature,
+        })
+        .collect();
+    let now = crate::protoutil::now_unix_nanos();
+    config
+        .policies
+        .evaluate(BLOCK_VALIDATION, &set, &config.msps, now, &NativeCrypto)
+        .map_err(|e| anyhow!("{BLOCK_VALIDATION}: {e}"))
 }
 
 impl BlockPuller {

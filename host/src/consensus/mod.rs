@@ -28,11 +28,13 @@ pub enum ConsensusRelation {
 }
 
 /// Fabric's `types.Status` of a channel on this orderer. (Fabric also has
-/// `onboarding`, while pulling blocks from other orderers, and `inactive`.)
+/// `inactive`.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChannelStatus {
     Active,
+    /// Joined at a later block: pulling the blocks before it from other orderers.
+    Onboarding,
     /// The last operation on the channel (its removal) failed.
     Failed,
 }

@@ -15,6 +15,7 @@ use fabric_protos::common::Block;
 use ordering_core::NativeCrypto;
 use ordering_core::config::{ChannelConfig, ConfigError};
 use prost::Message;
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
@@ -46,12 +47,20 @@ pub enum JoinError {
         "joining a system channel (a config block with consortiums) is not supported yet: this orderer runs without a system channel"
     )]
     SystemChannel,
-    /// Fabric joins at a later config block as a follower that pulls the blocks
-    /// before it from the other orderers; without a cluster there is no one to pull from.
+    /// Joining at a later config block is onboarding a Raft node (pulling the blocks
+    /// before it from the other consenters).
     #[error(
-        "failed to create follower: joining at block {number} needs blocks 0..{number} pulled from the channel's other orderers, and this orderer has no cluster yet: join with the channel's genesis block"
+        "joining at block {number} (not the genesis block) is for etcdraft channels with several consenters; this {kind} channel is joined with its genesis block"
     )]
-    Onboarding { number: u64 },
+    NotCluster { number: u64, kind: String },
+    #[error(
+        "joining at block {number} means pulling blocks from the channel's other consenters over mutual TLS, and General.TLS is off"
+    )]
+    NoClusterTls { number: u64 },
+    #[error(
+        "failed to create follower: this orderer's TLS certificate is not among the join block's consenters, and joining as a follower is not supported yet"
+    )]
+    Follower,
     #[error(transparent)]
     Consensus(#[from] ConsensusError),
     #[error("failed to append join block to the ledger: {0:#}")]
@@ -100,11 +109,20 @@ impl Registrar {
     /// Joins the channel whose genesis (config) block this is, unless already joined.
     /// Blocking: it writes the ledger and opens the channel's core instances.
     pub fn join(&self, block: &[u8]) -> Result<(String, Joined), JoinError> {
+        let removals = self.removals.lock().unwrap();
+        self.join_locked(&removals, block)
+    }
+
+    /// [`Registrar::join`] with the membership lock held (`removals` its content).
+    pub(super) fn join_locked(
+        &self,
+        removals: &BTreeMap<String, Removal>,
+        block: &[u8],
+    ) -> Result<(String, Joined), JoinError> {
         let decoded = Block::decode(block).map_err(JoinError::NotABlock)?;
         let config = ChannelConfig::from_config_block(block, &NativeCrypto)?;
         let channel_id = config.channel_id.clone();
         validate_channel_id(&channel_id)?;
-        let removals = self.removals.lock().unwrap();
         match removals.get(&channel_id) {
             Some(r) if r.status == ChannelStatus::Failed => return Err(JoinError::RemovalFailure),
             Some(_) => return Err(JoinError::PendingRemoval),
@@ -113,7 +131,9 @@ impl Registrar {
         if self.system_channel_id().is_some() {
             return Err(JoinError::SystemChannelExists);
         }
-        if self.get(&channel_id).is_some() {
+        if self.get(&channel_id).is_some()
+            || self.onboarding.lock().unwrap().contains_key(&channel_id)
+        {
             return Ok((channel_id, Joined::AlreadyMember));
         }
         let is_system = (config.config.channel_group.as_ref())
@@ -126,9 +146,9 @@ impl Registrar {
                 JoinError::SystemChannel
             });
         }
-        let number = decoded.header.map_or(0, |h| h.number);
-        if number != 0 {
-            return Err(JoinError::Onboarding { number });
+        if decoded.header.as_ref().is_some_and(|h| h.number > 0) {
+            self.onboard(&channel_id, block, &decoded, &config)?;
+            return Ok((channel_id, Joined::New));
         }
         consensus_of(&config)?;
         self.write_genesis(&channel_id, block)
@@ -179,6 +199,19 @@ impl Registrar {
                 other => other.map(|r| r.relation),
             };
             self.may_remove(channel_id)?;
+            match self.cancel_onboarding(channel_id) {
+                Ok(false) => {}
+                Ok(true) => {
+                    tracing::info!(channel = channel_id, "removed channel (it was onboarding)");
+                    return Ok(());
+                }
+                Err(error) => {
+                    return Err(RemoveError::Ledger {
+                        channel: channel_id.to_string(),
+                        error,
+                    });
+                }
+            }
             let support = self.chains.write().unwrap().remove(channel_id);
             let Some(relation) = support.as_ref().map(|s| s.relation).or(earlier) else {
                 return Err(RemoveError::NotExist);
@@ -251,6 +284,14 @@ impl Registrar {
                 height: support.ledger.height(),
             });
         }
+        if let Some(onboarding) = self.onboarding.lock().unwrap().get(channel_id) {
+            return Some(ChannelInfo {
+                name: channel_id.to_string(),
+                relation: ConsensusRelation::Consenter,
+                status: ChannelStatus::Onboarding,
+                height: onboarding.height(),
+            });
+        }
         // As Fabric's: a channel being removed keeps its relation, with height 0.
         let removals = self.removals.lock().unwrap();
         removals.get(channel_id).map(|r| ChannelInfo {
@@ -265,6 +306,7 @@ impl Registrar {
     pub fn channel_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.chains.read().unwrap().keys().cloned().collect();
         names.extend(self.removals.lock().unwrap().keys().cloned());
+        names.extend(self.onboarding.lock().unwrap().keys().cloned());
         names.sort();
         names.dedup();
         names
@@ -308,6 +350,6 @@ pub(super) fn remove_if_present(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }

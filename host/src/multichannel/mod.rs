@@ -9,6 +9,7 @@ mod chainsupport;
 mod committer;
 mod creation;
 mod membership;
+mod onboarding;
 
 pub use blockwriter::{BlockWriter, ConsenterMetadata};
 pub use chainsupport::{ChainSupport, ChainWriter};
@@ -55,6 +56,10 @@ pub struct Registrar {
     /// Channels being removed. Its lock also puts joins and removals in one order
     /// (taken before `chains`).
     removals: Mutex<BTreeMap<String, Removal>>,
+    /// Channels joined at a later block, pulling the blocks before it.
+    onboarding: Mutex<BTreeMap<String, onboarding::Onboarding>>,
+    /// The join blocks of the channels being onboarded (Fabric's `pendingops/join`).
+    pending_dir: PathBuf,
     /// Set when General.TLS is on: how this node takes part in Raft clusters.
     cluster: OnceLock<RaftSettings>,
 }
@@ -101,6 +106,8 @@ impl Registrar {
             system_channel: RwLock::default(),
             me: me.clone(),
             removals: Mutex::default(),
+            onboarding: Mutex::default(),
+            pending_dir: data_dir.join("pendingops").join("join"),
             cluster: OnceLock::new(),
         })
     }
@@ -146,7 +153,7 @@ impl Registrar {
                 )
             })?;
         }
-        Ok(())
+        self.resume_onboarding()
     }
 
     pub fn get(&self, channel_id: &str) -> Option<Arc<ChainSupport>> {

@@ -68,9 +68,10 @@ pub fn refresh_gauges(registrar: &Registrar) {
         let Some(info) = registrar.channel_info(&name) else {
             continue;
         };
-        // Fabric's numbers: active 1, failed 3; other 0, consenter 1.
+        // Fabric's numbers: active 1, onboarding 2, failed 3; other 0, consenter 1.
         let status = match info.status {
             ChannelStatus::Active => 1.0,
+            ChannelStatus::Onboarding => 2.0,
             ChannelStatus::Failed => 3.0,
         };
         let relation = match info.relation {

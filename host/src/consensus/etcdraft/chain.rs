@@ -959,6 +959,16 @@ impl<S: ConsenterSupport> RaftChain<S> {
         if let Some(change) = conf_change {
             if self.leader == self.id {
                 self.propose_conf_change(change);
+            } else if change.get_change_type() == ConfChangeType::RemoveNode
+                && change.node_id == self.id
+            {
+                // Once the others apply the ConfChange they stop speaking to this
+                // node, which would never learn that it committed: a follower stops
+                // here (the leader stops when its ConfChange applies), as Fabric's
+                // eviction suspector does.
+                let channel = self.cutter.support().channel_id();
+                tracing::info!(%channel, "Detected our own eviction from the channel in block [{}]", block.number);
+                self.removed = true;
             } else {
                 self.conf_change = Some(change);
             }

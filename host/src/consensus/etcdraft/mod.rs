@@ -8,7 +8,7 @@ mod block;
 pub mod chain;
 pub mod consenter;
 mod logger;
-mod membership;
+pub mod membership;
 pub mod node;
 mod storage;
 pub mod wal;
