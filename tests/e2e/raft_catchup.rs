@@ -33,7 +33,8 @@ pub(crate) fn snapshotting_genesis(nodes: &[Node]) -> Vec<u8> {
     })
 }
 
-async fn chain_of(orderer: &Orderer) -> Vec<Block> {
+/// Every block `orderer` has now.
+pub(crate) async fn chain_of(orderer: &Orderer) -> Vec<Block> {
     let request = seek_envelope(
         &user1(),
         CH,

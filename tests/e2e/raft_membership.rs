@@ -7,10 +7,10 @@
 
 use crate::common::*;
 use crate::raft::*;
+use crate::raft_catchup::chain_of;
 use fabric_protos::common::{Block, ChannelHeader, Envelope, HeaderType, Payload, Status};
 use fabric_protos::orderer::ConsensusType;
 use fabric_protos::orderer::etcdraft::{ConfigMetadata, Consenter};
-use fabric_protos::orderer::seek_info::SeekBehavior;
 use orderer::client::configupdate;
 use orderer::identity::Signer;
 use prost::Message;
@@ -26,17 +26,6 @@ fn is_config(block: &Block) -> bool {
     let payload = Payload::decode(Envelope::decode(data.clone()).unwrap().payload).unwrap();
     let header = ChannelHeader::decode(payload.header.unwrap().channel_header).unwrap();
     header.r#type == HeaderType::Config as i32
-}
-
-async fn chain_of(orderer: &Orderer) -> Vec<Block> {
-    let request = seek_envelope(
-        &user1(),
-        CH,
-        Some(oldest()),
-        Some(newest()),
-        SeekBehavior::FailIfNotReady,
-    );
-    deliver(orderer, request).await.0
 }
 
 /// Waits until `orderer` has a config block after block `after`; that block.
