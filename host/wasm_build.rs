@@ -25,9 +25,9 @@ pub fn build(packages: &[&str], watch: &[&str]) -> Vec<PathBuf> {
     // <target>/<profile>/build/<crate>-*/out -> <target>/wasm-core, shared by rebuilds.
     let target_dir = out_dir.ancestors().nth(4).unwrap().join("wasm-core");
 
+    println!("cargo:rerun-if-env-changed={TOOLCHAIN_VAR}");
     ensure_target();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
+    let mut command = tool("cargo", "CARGO");
     command
         .current_dir(&root)
         .args(["build", "--release", "--target", TARGET]);
@@ -58,6 +58,23 @@ pub fn build(packages: &[&str], watch: &[&str]) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Set to a rustup toolchain, the wasm build runs on it instead of this build's: the
+/// fuzz build runs on a nightly that may have no wasm32-wasip2 to install.
+const TOOLCHAIN_VAR: &str = "ORDERER_WASM_TOOLCHAIN";
+
+/// The nested build's `rustc` or `cargo`: this build's (`RUSTC`, `CARGO`), or the
+/// [`TOOLCHAIN_VAR`] toolchain's.
+fn tool(name: &str, var: &str) -> Command {
+    let Ok(toolchain) = std::env::var(TOOLCHAIN_VAR) else {
+        return Command::new(std::env::var(var).unwrap_or_else(|_| name.into()));
+    };
+    let mut command = Command::new("rustup");
+    command.args(["run", &toolchain, name]);
+    // The outer build's compiler and toolchain would win over `rustup run`'s.
+    command.env_remove("RUSTC").env_remove("RUSTUP_TOOLCHAIN");
+    command
+}
+
 /// `target/wasm32-wasip2/release/<crate>.wasm` of a package.
 fn artifact(target_dir: &Path, package: &str) -> PathBuf {
     target_dir
@@ -67,8 +84,7 @@ fn artifact(target_dir: &Path, package: &str) -> PathBuf {
 }
 
 fn ensure_target() {
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let libdir = Command::new(&rustc)
+    let libdir = tool("rustc", "RUSTC")
         .args(["--print", "target-libdir", "--target", TARGET])
         .output()
         .ok()
@@ -78,10 +94,12 @@ fn ensure_target() {
         return;
     }
     println!("cargo:warning=installing the {TARGET} target with rustup");
-    let ok = Command::new("rustup")
-        .args(["target", "add", TARGET])
-        .status()
-        .is_ok_and(|s| s.success());
+    let mut add = Command::new("rustup");
+    add.args(["target", "add", TARGET]);
+    if let Ok(toolchain) = std::env::var(TOOLCHAIN_VAR) {
+        add.args(["--toolchain", &toolchain]);
+    }
+    let ok = add.status().is_ok_and(|s| s.success());
     assert!(
         ok,
         "the {TARGET} target is missing and `rustup target add {TARGET}` failed"

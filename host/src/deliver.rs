@@ -212,6 +212,51 @@ fn parse(
     Ok((payload, chdr))
 }
 
+/// Where a Deliver request's blocks start and stop, on a ledger of `height` blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeekRange {
+    pub start: u64,
+    pub stop: u64,
+    /// False when the start is past the height (or has no type): Fabric's iterator
+    /// then answers NOT_FOUND.
+    pub found: bool,
+}
+
+/// Fabric's deliver handler: the iterator's start position (a start beyond the
+/// height, or without a type, is not found, reported as position 0), then the stop
+/// number; a Specified stop before the start is BAD_REQUEST. The newest block of an
+/// empty ledger is block 0, when it comes.
+pub(crate) fn seek_range(
+    start: &SeekPosition,
+    stop: &SeekPosition,
+    height: u64,
+) -> Result<SeekRange, Status> {
+    let newest = height.saturating_sub(1);
+    let (number, found) = match start.r#type {
+        Some(seek_position::Type::Oldest(_)) => (0, true),
+        Some(seek_position::Type::Newest(_)) => (newest, true),
+        Some(seek_position::Type::Specified(ref s)) if s.number <= height => (s.number, true),
+        Some(seek_position::Type::NextCommit(_)) => (height, true),
+        _ => (0, false),
+    };
+    let stop_number = match stop.r#type {
+        Some(seek_position::Type::Oldest(_)) => number,
+        // Newest..Newest sends exactly one block, even if the chain grows meanwhile.
+        Some(seek_position::Type::Newest(_)) if start == stop => number,
+        Some(seek_position::Type::Newest(_)) => newest,
+        Some(seek_position::Type::Specified(ref s)) if s.number < number => {
+            return Err(Status::BadRequest);
+        }
+        Some(seek_position::Type::Specified(ref s)) => s.number,
+        _ => 0,
+    };
+    Ok(SeekRange {
+        start: number,
+        stop: stop_number,
+        found,
+    })
+}
+
 async fn stream_range(
     support: &ChainSupport,
     seek: &SeekInfo,
@@ -224,25 +269,13 @@ async fn stream_range(
     let ledger = &support.ledger;
     let mut height = ledger.watch_height();
     let current = *height.borrow();
-    // Fabric's file ledger iterator: a start beyond the height (or no start type)
-    // yields an iterator that answers NOT_FOUND, reported as position 0.
-    let (mut number, found) = match start.r#type {
-        Some(seek_position::Type::Oldest(_)) => (0, true),
-        Some(seek_position::Type::Newest(_)) => (current - 1, true),
-        Some(seek_position::Type::Specified(ref s)) if s.number <= current => (s.number, true),
-        Some(seek_position::Type::NextCommit(_)) => (current, true),
-        _ => (0, false),
-    };
-    let stop_number = match stop.r#type {
-        Some(seek_position::Type::Oldest(_)) => number,
-        // Newest..Newest sends exactly one block, even if the chain grows meanwhile.
-        Some(seek_position::Type::Newest(_)) if start == stop => number,
-        Some(seek_position::Type::Newest(_)) => current - 1,
-        Some(seek_position::Type::Specified(ref s)) if s.number < number => {
-            return Some(Status::BadRequest);
-        }
-        Some(seek_position::Type::Specified(ref s)) => s.number,
-        _ => 0,
+    let SeekRange {
+        start: mut number,
+        stop: stop_number,
+        found,
+    } = match seek_range(start, stop, current) {
+        Ok(range) => range,
+        Err(status) => return Some(status),
     };
     let fail_if_not_ready = seek.behavior == SeekBehavior::FailIfNotReady as i32;
     loop {
@@ -280,5 +313,29 @@ async fn stream_range(
             return Some(Status::Success);
         }
         number += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `scripts/fuzz.sh seekinfo`: Newest on an empty ledger overflowed.
+    #[test]
+    fn seek_newest_on_an_empty_ledger_waits_for_block_0() {
+        let fuzzed = [10, 2, 10, 0, 18, 2, 10, 0, 24, 1, 32, 1];
+        let seek = SeekInfo::decode(&fuzzed[..]).unwrap();
+        let (start, stop) = (seek.start.unwrap(), seek.stop.unwrap());
+        let range = seek_range(&start, &stop, 0).unwrap();
+        let expected = SeekRange {
+            start: 0,
+            stop: 0,
+            found: true,
+        };
+        assert_eq!(range, expected);
+        let oldest = SeekPosition {
+            r#type: Some(seek_position::Type::Oldest(Default::default())),
+        };
+        assert_eq!(seek_range(&oldest, &stop, 0), Ok(expected));
     }
 }

@@ -17,6 +17,8 @@ pub mod deliver;
 #[cfg(test)]
 mod determinism_tests;
 pub mod fabhttp;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod hotswap;
 pub mod identity;
 pub mod ledger;

@@ -227,12 +227,9 @@ async fn form_file(
         .into_iter()
         .next()
         .unwrap_or_default();
-    let boundary = match multipart::parse_media_type(&content_type) {
-        Ok((_, mut params)) => params.remove("boundary").unwrap_or_default(),
-        Err(e) => {
-            let message = format!("cannot parse Mime media type: {e}");
-            return (Err(error(StatusCode::BAD_REQUEST, message)), false);
-        }
+    let boundary = match boundary(&content_type) {
+        Ok(boundary) => boundary,
+        Err(message) => return (Err(error(StatusCode::BAD_REQUEST, message)), false),
     };
     let Ok((data, truncated)) = read_limited(body, api.max_request_body_size).await else {
         let e = multipart::FormError::Read(multipart::ReadError::UnexpectedEof);
@@ -247,6 +244,30 @@ async fn form_file(
     };
     let file = read_file_part(&body, &boundary, key).map_err(|m| error(StatusCode::BAD_REQUEST, m));
     (file, truncated)
+}
+
+/// The multipart boundary a Content-Type names (empty when none); Err with Fabric's
+/// answer text.
+fn boundary(content_type: &str) -> Result<String, String> {
+    match multipart::parse_media_type(content_type) {
+        Ok((_, mut params)) => Ok(params.remove("boundary").unwrap_or_default()),
+        Err(e) => Err(format!("cannot parse Mime media type: {e}")),
+    }
+}
+
+/// A join request's Content-Type and body (`data` what arrived within the size
+/// limit, `truncated` whether more was sent) taken as `join` takes them, up to the
+/// join block's checks: the channel it is for, or Fabric's answer text.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn parse_join(
+    content_type: &str,
+    data: &[u8],
+    truncated: bool,
+) -> Result<String, String> {
+    let body = multipart::Body { data, truncated };
+    let file = read_file_part(&body, &boundary(content_type)?, FORM_DATA_CONFIG_BLOCK_KEY)?;
+    let block = decode_block(&file)?;
+    joinblock::validate_join_block(&block).map_err(|e| format!("invalid join block: {e}"))
 }
 
 /// As Go's MaxBytesReader: the rest of a body over the limit is not read.

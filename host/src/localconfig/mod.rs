@@ -281,11 +281,14 @@ impl Loaded {
     /// about: those whose value was chosen ([`Setting::chosen`]). Keys merely present
     /// with default or sample values are left out, as Fabric's sample file sets many.
     pub fn unimplemented(&self, implemented: &[&str]) -> Vec<&Setting> {
+        // As bytes: a key of the free Consensus map may have any character where a
+        // prefix ends.
         let covered = |key: &str| {
+            let key = key.as_bytes();
             implemented.iter().any(|i| {
-                key.len() >= i.len()
-                    && key[..i.len()].eq_ignore_ascii_case(i)
-                    && (key.len() == i.len() || key.as_bytes()[i.len()] == b'.')
+                key.get(..i.len())
+                    .is_some_and(|prefix| prefix.eq_ignore_ascii_case(i.as_bytes()))
+                    && key.get(i.len()).is_none_or(|&b| b == b'.')
             })
         };
         self.settings

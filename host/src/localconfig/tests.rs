@@ -1036,6 +1036,17 @@ fn unimplemented_settings_are_the_chosen_ones() {
     );
 }
 
+/// Found by `scripts/fuzz.sh localconfig`: a Consensus key with a multi-byte
+/// character where an implemented key ends panicked (`orderer start` checks
+/// `Consensus.WALDir`, 16 bytes).
+#[test]
+fn unimplemented_keys_with_multibyte_characters() {
+    let (loaded, _) = load("Consensus:\n  Snap\u{20ac}Dir: /srv/snap\n", &[]).unwrap();
+    let warn = loaded.unimplemented(&["Consensus.WALDir", "Consensus.Snap"]);
+    let keys: Vec<&str> = warn.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(keys, ["Consensus.Snap\u{20ac}Dir"]);
+}
+
 #[test]
 fn flatten_lists_every_leaf() {
     let flat = LocalConfig::fabric_defaults().flatten();
