@@ -25,8 +25,11 @@ pub async fn handle(
         let envelope = match inbound.message().await {
             Ok(Some(envelope)) => envelope,
             Ok(None) => return,
+            // As Fabric's handler: the failed Recv's error ends the call.
             Err(e) => {
+                let e = crate::comm::recv_error(e);
                 tracing::debug!("broadcast stream ended: {e}");
+                let _ = responses.send(Err(e)).await;
                 return;
             }
         };

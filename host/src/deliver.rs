@@ -64,29 +64,32 @@ fn go_bytes(bytes: &[u8]) -> String {
     format!("[{}]", items.join(" "))
 }
 
+/// Serves one Deliver stream; Err: the gRPC status the call ends with, as Fabric's
+/// handler returns a failed Recv's error.
 pub async fn handle(
     registrar: Arc<Registrar>,
     mut inbound: Streaming<Envelope>,
     responses: Responses,
     binding: Binding,
-) {
+) -> Result<(), tonic::Status> {
     let _stream = DeliverStream::open();
     loop {
         let envelope = match inbound.message().await {
             Ok(Some(envelope)) => envelope,
-            Ok(None) => return,
+            Ok(None) => return Ok(()),
             Err(e) => {
+                let e = crate::comm::recv_error(e);
                 tracing::debug!("deliver stream ended: {e}");
-                return;
+                return Err(e);
             }
         };
         // None: the client went away while we were sending or waiting.
         let Some(status) = deliver_blocks(&registrar, &envelope, &responses, &binding).await else {
-            return;
+            return Ok(());
         };
         let response = EncodedDeliverResponse::Status(status as i32);
         if responses.send(response).await.is_err() || status != Status::Success {
-            return;
+            return Ok(());
         }
     }
 }

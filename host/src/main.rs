@@ -240,7 +240,7 @@ async fn start(args: config::StartArgs) -> Result<()> {
     };
     tokio::spawn(admin::serve(admin, registrar.clone(), participation));
     println!("listening on {addr}");
-    server::serve(listener, registrar, mutual_tls).await
+    server::serve(listener, registrar, mutual_tls, settings.grpc).await
 }
 
 /// The operations listener: /metrics (Metrics.Provider prometheus), /healthz,

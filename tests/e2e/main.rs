@@ -10,6 +10,7 @@ mod crash;
 mod deliver;
 mod disk;
 mod fixture;
+mod hostile;
 mod hotswap;
 mod operations;
 mod ordereryaml;

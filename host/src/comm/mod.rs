@@ -4,6 +4,7 @@
 //! [`Stream`] both use; [`trust`]: mutual TLS that trusts the channels' TLS CAs.
 
 pub mod client;
+mod limits;
 pub mod listener;
 pub mod pinned;
 mod stream;
@@ -12,10 +13,8 @@ mod tests;
 pub mod tls;
 pub mod trust;
 
+pub use limits::{MAX_MESSAGE_BYTES, ServerLimits, recv_error, send_error};
 pub use listener::{Listener, PeerInfo};
 pub use stream::Stream;
 pub use tls::{ClientTls, ServerTlsFiles, TlsError};
 pub use trust::ChannelRoots;
-
-/// Fabric's default gRPC message limit (General.MaxRecvMsgSize / MaxSendMsgSize).
-pub const MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;

@@ -8,10 +8,11 @@
 #[cfg(test)]
 mod tests;
 
-use crate::comm::ServerTlsFiles;
+use crate::comm::{ServerLimits, ServerTlsFiles};
 use crate::localconfig::{ConfigError, Loaded, LocalConfig, Source, Tls};
 use clap::Args;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Args, Debug, Clone)]
 pub struct StartArgs {
@@ -126,6 +127,9 @@ pub struct Settings {
     pub participation_enabled: bool,
     /// ChannelParticipation.MaxRequestBodySize, bytes.
     pub max_request_body_size: usize,
+    /// The client listener's gRPC limits (General.MaxRecvMsgSize, MaxSendMsgSize,
+    /// Keepalive.ServerInterval and ServerTimeout).
+    pub grpc: ServerLimits,
     /// Settings given a value this orderer does not implement, as `Key (where)`: the
     /// start-up warning.
     pub unimplemented: Vec<String>,
@@ -176,6 +180,11 @@ pub const IMPLEMENTED: &[&str] = &[
     "ChannelParticipation.MaxRequestBodySize",
     "Consensus.WALDir",
     "Consensus.SnapDir",
+    "General.MaxRecvMsgSize",
+    "General.MaxSendMsgSize",
+    // ServerMinInterval is not: hyper's HTTP/2 server has no ping policy to enforce.
+    "General.Keepalive.ServerInterval",
+    "General.Keepalive.ServerTimeout",
 ];
 
 const DEFAULT_DATA_DIR: &str = "./orderer-data";
@@ -318,6 +327,8 @@ impl StartArgs {
             DEFAULT_MAX_REQUEST_BODY_SIZE
         };
 
+        let grpc = grpc_limits(loaded)?;
+
         let mut unimplemented: Vec<String> = loaded
             .unimplemented(IMPLEMENTED)
             .into_iter()
@@ -348,10 +359,40 @@ impl StartArgs {
             metrics_provider,
             participation_enabled,
             max_request_body_size,
+            grpc,
             unimplemented,
             ignored_env: loaded.ignored_env.clone(),
         })
     }
+}
+
+/// As Fabric's orderer: a zero size or duration keeps internal/pkg/comm's default.
+fn grpc_limits(loaded: &Loaded) -> Result<ServerLimits, SettingsError> {
+    let g = &loaded.config.general;
+    let defaults = ServerLimits::default();
+    let size = |key: &str, value: i32, default: usize| match value {
+        0 => Ok(default),
+        n => usize::try_from(n).map_err(|_| SettingsError::Invalid {
+            at: origin(loaded, key),
+            key: key.into(),
+            problem: format!("{n} is not a size in bytes (0 for the default, 100 MiB)"),
+        }),
+    };
+    let duration = |value: Duration, default| if value.is_zero() { default } else { value };
+    Ok(ServerLimits {
+        max_recv_msg_size: size(
+            "General.MaxRecvMsgSize",
+            g.max_recv_msg_size,
+            defaults.max_recv_msg_size,
+        )?,
+        max_send_msg_size: size(
+            "General.MaxSendMsgSize",
+            g.max_send_msg_size,
+            defaults.max_send_msg_size,
+        )?,
+        keepalive_interval: duration(g.keepalive.server_interval, defaults.keepalive_interval),
+        keepalive_timeout: duration(g.keepalive.server_timeout, defaults.keepalive_timeout),
+    })
 }
 
 /// A listener's TLS files when `section` (General.TLS, Admin.TLS) enables TLS.

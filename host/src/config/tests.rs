@@ -317,3 +317,43 @@ fn admin_tls_needs_client_auth_as_in_fabric() {
         Some(vec![PathBuf::from("/a.crt"), PathBuf::from("/b.crt")])
     );
 }
+
+#[test]
+fn grpc_limits_and_keepalive_as_fabric_reads_them() {
+    let s = without_file(&[], &[]);
+    assert_eq!(s.grpc, ServerLimits::default());
+    assert_eq!(s.grpc.max_recv_msg_size, 100 * 1024 * 1024);
+    let yaml = "General:\n  MaxRecvMsgSize: 4194304\n  Keepalive:\n    ServerMinInterval: 60s\n    \
+                ServerInterval: 30s\n    ServerTimeout: 0s\n";
+    let env = [("ORDERER_GENERAL_MAXSENDMSGSIZE", "8388608")];
+    let (_dir, s) = with_file(yaml, &[], &env);
+    let s = s.unwrap();
+    assert_eq!(s.grpc.max_recv_msg_size, 4 * 1024 * 1024);
+    assert_eq!(s.grpc.max_send_msg_size, 8 * 1024 * 1024);
+    assert_eq!(s.grpc.keepalive_interval, Duration::from_secs(30));
+    assert_eq!(
+        s.grpc.keepalive_timeout,
+        Duration::from_secs(20),
+        "0: gRPC's default"
+    );
+    // The sample file's ServerMinInterval is not a choice worth a warning.
+    assert!(s.unimplemented.is_empty(), "{:?}", s.unimplemented);
+
+    let (_dir, s) = with_file(
+        "General:\n  Keepalive:\n    ServerMinInterval: 5s\n",
+        &[],
+        &[],
+    );
+    assert_eq!(
+        s.unwrap().unimplemented,
+        ["General.Keepalive.ServerMinInterval"]
+    );
+    let env = [("ORDERER_GENERAL_MAXRECVMSGSIZE", "-1")];
+    let (_dir, s) = with_file("General: {}\n", &[], &env);
+    let e = s.unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "ORDERER_GENERAL_MAXRECVMSGSIZE: General.MaxRecvMsgSize: -1 is not a size in bytes \
+         (0 for the default, 100 MiB)"
+    );
+}

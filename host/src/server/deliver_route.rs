@@ -4,7 +4,7 @@
 //! instead of being copied into tonic's encode buffer, once per Deliver stream. h2
 //! hands large `Bytes` to the socket without copying them either.
 
-use crate::comm::{MAX_MESSAGE_BYTES, PeerInfo};
+use crate::comm::{PeerInfo, ServerLimits, send_error};
 use crate::deliver;
 use crate::multichannel::Registrar;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -14,7 +14,7 @@ use futures::StreamExt;
 use http_body_util::StreamBody;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
 use tonic::body::Body;
 use tonic::codec::{Codec, Streaming};
 use tonic::codegen::http::{self, HeaderMap, HeaderValue};
@@ -24,24 +24,43 @@ pub const PATH: &str = "/orderer.AtomicBroadcast/Deliver";
 
 type Frame = http_body::Frame<Bytes>;
 
-/// Answers one Deliver call: the handler runs as a task, its responses become frames.
+/// Answers one Deliver call: the handler runs as a task, its responses become frames,
+/// and its end (or a block over General.MaxSendMsgSize) the trailers.
 pub async fn serve(
     registrar: Arc<Registrar>,
     request: http::Request<Body>,
     mutual_tls: bool,
+    limits: ServerLimits,
 ) -> http::Response<Body> {
     let binding = deliver::Binding {
         mutual_tls,
         peer: request.extensions().get::<PeerInfo>().cloned(),
     };
     let decoder = ProstCodec::<EncodedDeliverResponse, Envelope>::default().decoder();
-    let requests =
-        Streaming::new_request(decoder, request.into_body(), None, Some(MAX_MESSAGE_BYTES));
+    let limit = Some(limits.max_recv_msg_size);
+    let requests = Streaming::new_request(decoder, request.into_body(), None, limit);
     let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(deliver::handle(registrar, requests, tx, binding));
-    let frames = ReceiverStream::new(rx)
-        .flat_map(|response| futures::stream::iter(data_frames(response)))
-        .chain(futures::stream::once(async { Ok(end_of_stream()) }));
+    let handler = tokio::spawn(deliver::handle(registrar, requests, tx, binding));
+    let frames = futures::stream::unfold(Some((rx, handler)), move |state| async move {
+        let (mut rx, handler) = state?;
+        let Some(response) = rx.recv().await else {
+            let ended = handler
+                .await
+                .unwrap_or_else(|e| Err(Status::internal(e.to_string())));
+            return Some((vec![Ok(end_of_stream(ended.err()))], None));
+        };
+        let (head, block) = response.into_parts();
+        let size = head.len() + block.len();
+        if size > limits.max_send_msg_size {
+            // As grpc-go's Send: the call fails, and the handler with it.
+            handler.abort();
+            let error = send_error(size, limits.max_send_msg_size);
+            tracing::warn!("deliver: {} (General.MaxSendMsgSize)", error.message());
+            return Some((vec![Ok(end_of_stream(Some(error)))], None));
+        }
+        Some((data_frames(head, block), Some((rx, handler))))
+    })
+    .flat_map(futures::stream::iter);
     http::Response::builder()
         .header(http::header::CONTENT_TYPE, "application/grpc")
         .body(Body::new(StreamBody::new(frames)))
@@ -50,8 +69,7 @@ pub async fn serve(
 
 /// One gRPC message: the length prefix and the message's head in one frame, the
 /// block's bytes (shared with the ledger's cache and every other stream) in another.
-fn data_frames(response: EncodedDeliverResponse) -> Vec<Result<Frame, tonic::Status>> {
-    let (head, block) = response.into_parts();
+fn data_frames(head: Bytes, block: Bytes) -> Vec<Result<Frame, Status>> {
     let mut prefix = BytesMut::with_capacity(5 + head.len());
     prefix.put_u8(0); // not compressed
     prefix.put_u32((head.len() + block.len()) as u32);
@@ -64,9 +82,12 @@ fn data_frames(response: EncodedDeliverResponse) -> Vec<Result<Frame, tonic::Sta
 }
 
 /// The trailers that end every Deliver call: gRPC status OK (Fabric's own status
-/// went before, as the last message).
-fn end_of_stream() -> Frame {
+/// went before, as the last message), or the error the call failed with.
+fn end_of_stream(error: Option<Status>) -> Frame {
     let mut trailers = HeaderMap::new();
-    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    let written = error.is_some_and(|e| e.add_header(&mut trailers).is_ok());
+    if !written {
+        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    }
     Frame::trailers(trailers)
 }

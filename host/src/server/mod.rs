@@ -9,7 +9,7 @@ mod observe;
 pub use observe::{RegistrarHealth, RegistrarRoots, refresh_gauges};
 
 use crate::broadcast;
-use crate::comm::{Listener, MAX_MESSAGE_BYTES};
+use crate::comm::{Listener, ServerLimits};
 use crate::multichannel::Registrar;
 use fabric_protos::common::Envelope;
 use fabric_protos::orderer::BroadcastResponse;
@@ -52,6 +52,7 @@ struct Routes {
     registrar: Arc<Registrar>,
     /// TLS with client certificates required: Deliver checks the TLS binding.
     mutual_tls: bool,
+    limits: ServerLimits,
 }
 
 impl tonic::server::NamedService for Routes {
@@ -70,9 +71,10 @@ impl Service<http::Request<Body>> for Routes {
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let (request, call) = grpcmetrics::track_request(request);
         if request.uri().path() == deliver_route::PATH {
-            let (registrar, mutual_tls) = (self.registrar.clone(), self.mutual_tls);
+            let (registrar, mutual_tls, limits) =
+                (self.registrar.clone(), self.mutual_tls, self.limits);
             return Box::pin(async move {
-                let response = deliver_route::serve(registrar, request, mutual_tls).await;
+                let response = deliver_route::serve(registrar, request, mutual_tls, limits).await;
                 Ok(grpcmetrics::track_response(response, call))
             });
         }
@@ -87,17 +89,19 @@ pub async fn serve(
     listener: Listener,
     registrar: Arc<Registrar>,
     mutual_tls: bool,
+    limits: ServerLimits,
 ) -> anyhow::Result<()> {
     let registrar_dispatcher: Arc<dyn crate::cluster::Dispatcher> = registrar.clone();
     let generated = AtomicBroadcastServer::new(Broadcast {
         registrar: registrar.clone(),
     })
-    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    .max_decoding_message_size(limits.max_recv_msg_size)
+    .max_encoding_message_size(limits.max_send_msg_size);
     let service = Routes {
         generated,
         registrar,
         mutual_tls,
+        limits,
     };
     // Flow-control windows that grow with the connection's bandwidth-delay product,
     // as Go gRPC's BDP estimation does: 64 KiB windows stall a stream of 3 KB
@@ -107,10 +111,12 @@ pub async fn serve(
             dispatcher: registrar_dispatcher,
         },
     )
-    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    .max_decoding_message_size(limits.max_recv_msg_size)
+    .max_encoding_message_size(limits.max_send_msg_size);
     tonic::transport::Server::builder()
         .http2_adaptive_window(Some(true))
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .add_service(service)
         .add_service(cluster)
         .serve_with_incoming(listener.into_stream())
