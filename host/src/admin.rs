@@ -7,7 +7,7 @@ use crate::hotswap;
 use crate::multichannel::Registrar;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -53,6 +53,7 @@ pub fn router_with(registrar: Arc<Registrar>, participation: Participation) -> R
         .with_state(registrar)
         .merge(participation_routes)
         .fallback(crate::fabhttp::not_found)
+        .layer(axum::middleware::from_fn(crate::audit::log_changes))
         .layer(axum::middleware::map_response(crate::fabhttp::request_id))
 }
 
@@ -63,7 +64,9 @@ pub async fn serve(
     registrar: Arc<Registrar>,
     participation: Participation,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router_with(registrar, participation)).await?;
+    let app = router_with(registrar, participation);
+    let app = app.into_make_service_with_connect_info::<crate::comm::PeerInfo>();
+    axum::serve(listener, app).await?;
     Ok(())
 }
 
@@ -97,11 +100,15 @@ async fn status(State(registrar): State<Arc<Registrar>>, Path(name): Path<String
 async fn load(
     State(registrar): State<Arc<Registrar>>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let Some(support) = registrar.get(&name) else {
         return unknown(&name);
     };
+    if let Err(refusal) = check_signature(&registrar, &*support, &headers, &body) {
+        return error(StatusCode::FORBIDDEN, refusal);
+    }
     let limits = registrar.settings().limits;
     let loaded = hotswap::load(&*support, registrar.cache(), limits, body.to_vec()).await;
     answer(loaded, StatusCode::BAD_REQUEST)
@@ -126,4 +133,33 @@ async fn dry_run(
     let limits = registrar.settings().limits;
     let verdicts = hotswap::dry_run(&*support, registrar.cache(), limits, body.to_vec()).await;
     answer(verdicts, StatusCode::BAD_REQUEST)
+}
+
+/// A component's signature ([`hotswap::signature`]): required with
+/// `--require-signed-components`, and checked whenever one is sent.
+fn check_signature(
+    registrar: &Registrar,
+    channel: &impl hotswap::Swappable,
+    headers: &HeaderMap,
+    wasm: &[u8],
+) -> Result<(), String> {
+    let Some(given) = headers.get(hotswap::signature::HEADER) else {
+        if registrar.settings().require_signed {
+            return Err("this orderer loads only signed components \
+                        (--require-signed-components): sign it with `orderer core sign` \
+                        and load it with --signature"
+                .into());
+        }
+        return Ok(());
+    };
+    let sig = hex::decode(given.as_bytes())
+        .map_err(|e| format!("the {} header is not hex: {e}", hotswap::signature::HEADER))?;
+    let (config_block, _) = channel.config_and_tip();
+    let msp_id = registrar.local_msp_id();
+    let signer = hotswap::signature::verify(&config_block, msp_id, wasm, &sig)?;
+    tracing::info!(
+        channel = channel.channel_id(),
+        "core swap: component signed by {signer}"
+    );
+    Ok(())
 }

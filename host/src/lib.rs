@@ -4,6 +4,7 @@
 //! docs/ARCHITECTURE.md walks through them in the order a transaction meets them.
 
 pub mod admin;
+pub mod audit;
 pub mod bootstrap;
 pub mod broadcast;
 pub mod channelparticipation;
@@ -21,6 +22,7 @@ pub mod fabhttp;
 pub mod fuzzing;
 pub mod hotswap;
 pub mod identity;
+pub mod keyfile;
 pub mod ledger;
 pub mod localconfig;
 pub mod msgprocessor;

@@ -123,6 +123,12 @@ async fn start(args: config::StartArgs) -> Result<()> {
         }
     };
     let signer = Arc::new(identity::Signer::from_msp_dir(&msp_dir, &msp_id)?);
+    orderer::keyfile::check_keystore(&msp_dir);
+    let listeners = [&settings.tls, &settings.admin_tls, &settings.operations_tls];
+    for tls in listeners.into_iter().flatten() {
+        let setting = format!("{}.PrivateKey", tls.section);
+        orderer::keyfile::check_permissions(&setting, &tls.private_key);
+    }
     let core_settings = args.core_settings();
     let registrar = if args.native_core {
         let cache = component::ComponentCache::new(data_dir.join("components"));

@@ -244,3 +244,76 @@ fn native_core_and_a_core_file_exclude_each_other() {
         "{stderr}"
     );
 }
+
+/// `--require-signed-components`: only a component signed by an admin of the
+/// orderer's org (`orderer core sign`) is loaded; the signer is logged.
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_components_are_required_when_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let msp = fixture_msp(ORDERER0_MSP);
+    let genesis = fabric().join("blocks/mychannel-etcdraft-genesis.block");
+    let orderer = Orderer::spawn(
+        dir.path(),
+        &[
+            "--msp-dir",
+            msp.to_str().unwrap(),
+            "--msp-id",
+            "OrdererMSP",
+            "--genesis-block",
+            genesis.to_str().unwrap(),
+            "--require-signed-components",
+        ],
+    );
+    let policy = test_components::MAX_TX_SIZE;
+    let sign = |msp: &str, id: &str, output: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_orderer"))
+            .args(["core", "sign", policy, "--msp-dir"])
+            .arg(fixture_msp(msp))
+            .args(["--msp-id", id, "--output"])
+            .arg(output)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let load = |file: &str, sig: Option<&std::path::Path>| {
+        let mut args = vec!["load", "--channel", CH, file];
+        if let Some(sig) = sig {
+            args.extend(["--signature", sig.to_str().unwrap()]);
+        }
+        core_cli(&orderer, &args)
+    };
+
+    let (ok, _, err) = load(policy, None);
+    assert!(
+        !ok && err.contains("403") && err.contains("only signed components"),
+        "{err}"
+    );
+    let org1 = dir.path().join("org1-admin.sig");
+    sign(ORG1_ADMIN_MSP, "Org1MSP", &org1);
+    let (ok, _, err) = load(policy, Some(&org1));
+    let refusal = "does not satisfy /Channel/Orderer/OrdererOrg/Admins";
+    assert!(!ok && err.contains("403") && err.contains(refusal), "{err}");
+
+    let admin = dir.path().join("admin.sig");
+    sign(
+        "ordererOrganizations/example.com/users/Admin@example.com/msp",
+        "OrdererMSP",
+        &admin,
+    );
+    // That signature is for max-tx-size, not for another component.
+    let (ok, _, err) = load(test_components::RATE_LIMIT, Some(&admin));
+    assert!(!ok && err.contains(refusal), "{err}");
+    let (ok, loaded, err) = load(policy, Some(&admin));
+    assert!(ok, "{err}");
+    let loaded: serde_json::Value = serde_json::from_str(&loaded).unwrap();
+    assert_eq!(loaded["name"], "max-tx-size");
+    let log = orderer.log();
+    assert!(
+        log.contains("core swap: component signed by OrdererMSP CN=Admin@example.com"),
+        "{log}"
+    );
+}

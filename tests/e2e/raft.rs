@@ -292,6 +292,16 @@ async fn three_of_our_orderers_order_as_one_raft_cluster() {
         leaders += value("is_leader");
     }
     assert_eq!(leaders, 1.0);
+    // Channel info names each node's Raft ID and the one leader they all know.
+    let mut known = Vec::new();
+    for (i, orderer) in orderers.iter().enumerate() {
+        let path = format!("/participation/v1/channels/{CH}");
+        let info = crate::participation::get(orderer, &path).await;
+        let info: serde_json::Value = serde_json::from_str(&info.body).unwrap();
+        assert_eq!(info["raftId"], i as u64 + 1, "{info}");
+        known.push(info["raftLeader"].as_u64().unwrap());
+    }
+    assert!(known.iter().all(|l| *l == known[0] && *l != 0), "{known:?}");
 
     // Kill the leader: the other two elect one of themselves and carry on.
     let leader = (0..3)
@@ -301,6 +311,7 @@ async fn three_of_our_orderers_order_as_one_raft_cluster() {
                 .contains("Start accepting requests as Raft leader")
         })
         .expect("a node logged its leadership");
+    assert_eq!(known[0], leader as u64 + 1, "the leader channel info names");
     orderers[leader].kill();
     let survivors: Vec<&Orderer> = (0..3)
         .filter(|i| *i != leader)

@@ -463,6 +463,22 @@ async fn the_admin_listener_requires_a_client_certificate() {
     let out = core_cli(&orderer.admin, &["status"], &with_cert);
     let after: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(after["since"], status["since"], "no swap happened");
+
+    // The admin's swap: done, and logged with who did it.
+    let out = core_cli(&orderer.admin, &load, &with_cert);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audit = format!("audit: PUT /core/v1/channels/{CH} by CN=Admin@example.com,");
+    let log = logged(&orderer, &audit, 1).await;
+    let line = log.lines().find(|l| l.contains(&audit)).unwrap();
+    assert!(
+        line.contains(" from 127.0.0.1:") && line.ends_with(": 200"),
+        "{line}"
+    );
+    assert!(!log.contains("audit: GET"), "reads are not audited");
 }
 
 /// Runs a start that must fail; its stderr.
@@ -559,4 +575,70 @@ async fn mutual_tls_trusts_the_tls_cas_of_the_channels_orgs() {
     )
     .await;
     assert!(log.contains("UnknownIssuer"), "{log}");
+}
+
+/// As ssh: the orderer warns at start about private keys others may read (its MSP
+/// keystore's, its TLS key), and says nothing about keys only their owner can read.
+#[tokio::test(flavor = "multi_thread")]
+async fn private_keys_open_to_others_are_warned_about_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let msp = dir.path().join("msp");
+    copy_tree(&fixture_msp(ORDERER0_MSP), &msp);
+    let key = dir.path().join("server.key");
+    std::fs::copy(server_file("server.key"), &key).unwrap();
+    let keystore_key = msp.join("keystore/priv_sk");
+    let start = |mode: u32, data: &str| {
+        for file in [&key, &keystore_key] {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let genesis = fabric().join("blocks/mychannel-etcdraft-genesis.block");
+        let env = [
+            ("ORDERER_GENERAL_TLS_ENABLED", "true"),
+            (
+                "ORDERER_GENERAL_TLS_CERTIFICATE",
+                &server_file("server.crt"),
+            ),
+            ("ORDERER_GENERAL_TLS_PRIVATEKEY", key.to_str().unwrap()),
+        ];
+        let extra = [
+            "--msp-dir",
+            msp.to_str().unwrap(),
+            "--msp-id",
+            "OrdererMSP",
+            "--genesis-block",
+            genesis.to_str().unwrap(),
+        ];
+        Orderer::spawn_with_env(&dir.path().join(data), &extra, &env)
+    };
+    let open = start(0o644, "open");
+    let log = open.log();
+    let warned = |setting: &str, path: &Path| {
+        let warning = format!(
+            "{setting} {}: permissions 0644 are too open",
+            path.display()
+        );
+        log.contains(&warning)
+    };
+    assert!(warned("General.TLS.PrivateKey", &key), "{log}");
+    assert!(
+        warned("General.LocalMSPDir keystore", &keystore_key),
+        "{log}"
+    );
+    drop(open);
+    let closed = start(0o600, "closed");
+    assert!(!closed.log().contains("too open"), "{}", closed.log());
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }

@@ -90,6 +90,12 @@ struct ChannelInfoJson {
     consensus_relation: ConsensusRelation,
     status: ChannelStatus,
     height: u64,
+    /// Ours, beside Fabric's fields (osnadmin ignores them): etcdraft channels'
+    /// Raft ID of this node and the leader it knows of (0: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raft_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raft_leader: Option<u64>,
 }
 
 fn url(channel: &str) -> String {
@@ -104,6 +110,8 @@ impl From<ChannelInfo> for ChannelInfoJson {
             consensus_relation: info.relation,
             status: info.status,
             height: info.height,
+            raft_id: info.raft.map(|r| r.id),
+            raft_leader: info.raft.map(|r| r.leader),
         }
     }
 }

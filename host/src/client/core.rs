@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 pub struct CoreArgs {
@@ -41,6 +41,22 @@ pub enum CoreCommand {
         #[command(flatten)]
         target: Target,
         file: PathBuf,
+        /// Its detached signature (`orderer core sign`), which an orderer started
+        /// with --require-signed-components requires.
+        #[arg(long)]
+        signature: Option<PathBuf>,
+    },
+    /// Sign a component as an admin of the orderer's org: writes FILE.sig (or
+    /// --output), the detached signature `load --signature` sends.
+    Sign {
+        file: PathBuf,
+        /// The admin's MSP folder (signcerts/, keystore/).
+        #[arg(long)]
+        msp_dir: PathBuf,
+        #[arg(long)]
+        msp_id: String,
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
     /// Back to the previous component.
     Rollback {
@@ -56,13 +72,31 @@ pub enum CoreCommand {
 }
 
 pub async fn run(args: CoreArgs) -> Result<()> {
+    let mut signature = None;
     let (target, method, path, body) = match args.command {
         CoreCommand::Status { target } => (target, Method::GET, "", Vec::new()),
-        CoreCommand::Load { target, file } => (target, Method::PUT, "", read(&file)?),
+        CoreCommand::Load {
+            target,
+            file,
+            signature: sig,
+        } => {
+            if let Some(sig) = sig {
+                let bytes = std::fs::read(&sig)
+                    .with_context(|| format!("reading signature {}", sig.display()))?;
+                signature = Some(hex::encode(bytes));
+            }
+            (target, Method::PUT, "", read(&file)?)
+        }
         CoreCommand::Rollback { target } => (target, Method::POST, "/rollback", Vec::new()),
         CoreCommand::DryRun { target, file } => (target, Method::POST, "/dry-run", read(&file)?),
+        CoreCommand::Sign {
+            file,
+            msp_dir,
+            msp_id,
+            output,
+        } => return sign(&file, &msp_dir, &msp_id, output),
     };
-    let (status, answer) = request(&target, method, path, body).await?;
+    let (status, answer) = request(&target, method, path, body, signature).await?;
     if !status.is_success() {
         let error = answer["error"].as_str().unwrap_or("no error text");
         bail!("admin API answered {status}: {error}");
@@ -71,7 +105,24 @@ pub async fn run(args: CoreArgs) -> Result<()> {
     Ok(())
 }
 
-fn read(file: &PathBuf) -> Result<Vec<u8>> {
+fn sign(file: &Path, msp_dir: &Path, msp_id: &str, output: Option<PathBuf>) -> Result<()> {
+    let signer = crate::identity::Signer::from_msp_dir(msp_dir, msp_id)?;
+    let sig = crate::hotswap::signature::sign(&signer, &read(file)?);
+    let output = output.unwrap_or_else(|| {
+        let mut name = file.as_os_str().to_owned();
+        name.push(".sig");
+        PathBuf::from(name)
+    });
+    std::fs::write(&output, sig).with_context(|| format!("writing {}", output.display()))?;
+    println!(
+        "signed {} as {msp_id}: {}",
+        file.display(),
+        output.display()
+    );
+    Ok(())
+}
+
+fn read(file: &Path) -> Result<Vec<u8>> {
     std::fs::read(file).with_context(|| format!("reading component {}", file.display()))
 }
 
@@ -81,6 +132,7 @@ async fn request(
     method: Method,
     path: &str,
     body: Vec<u8>,
+    signature: Option<String>,
 ) -> Result<(hyper::StatusCode, serde_json::Value)> {
     let tls = target.tls.client()?.map(|tls| tls.http1());
     let target_path = format!("/core/v1/channels/{}{path}", target.channel);
@@ -93,11 +145,14 @@ async fn request(
         .await
         .with_context(calling)?;
     tokio::spawn(connection);
-    let request = Request::builder()
+    let mut request = Request::builder()
         .method(method)
         .uri(&target_path)
-        .header(hyper::header::HOST, &target.admin)
-        .body(Full::new(Bytes::from(body)))?;
+        .header(hyper::header::HOST, &target.admin);
+    if let Some(signature) = signature {
+        request = request.header(crate::hotswap::signature::HEADER, signature);
+    }
+    let request = request.body(Full::new(Bytes::from(body)))?;
     let response = sender.send_request(request).await.with_context(calling)?;
     let status = response.status();
     let bytes = response.into_body().collect().await?.to_bytes();

@@ -95,6 +95,11 @@ pub struct StartArgs {
     /// How many recent accepted envelopes each channel keeps for dry runs.
     #[arg(long, env = "ORDERER_CORE_DRYRUNENVELOPES", default_value_t = 1000)]
     pub core_dry_run_envelopes: usize,
+
+    /// Load a component only with a detached signature (`orderer core sign`) by an
+    /// admin of this orderer's org, as the channel config names them.
+    #[arg(long, env = "ORDERER_CORE_REQUIRESIGNED")]
+    pub require_signed_components: bool,
 }
 
 /// What `orderer start` runs with, resolved.
@@ -464,6 +469,7 @@ impl StartArgs {
             fault_threshold: self.core_fault_threshold,
             fault_window: std::time::Duration::from_secs(self.core_fault_window_secs),
             recent_envelopes: self.core_dry_run_envelopes,
+            require_signed: self.require_signed_components,
             ..Default::default()
         }
     }

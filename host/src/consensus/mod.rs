@@ -88,6 +88,20 @@ pub trait Chain: Send + Sync {
     /// Switches the cutter to `component` once every message queued before is
     /// ordered, moving the pending batch across (hot swap). Ok once it is in force.
     fn swap(&self, component: Arc<CoreComponent>) -> BoxFuture<'_, Result<(), String>>;
+
+    /// etcdraft: this node's Raft ID and the leader it knows of; None for the other
+    /// consensus types (and once halted).
+    fn raft_status(&self) -> Option<RaftStatus> {
+        None
+    }
+}
+
+/// Where a node stands in its Raft cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftStatus {
+    pub id: u64,
+    /// 0: no leader known.
+    pub leader: u64,
 }
 
 /// What a chain needs of its channel (Fabric's `consensus.ConsenterSupport`),

@@ -12,6 +12,7 @@
 //! Faults (trap, deadline, memory limit) are counted per component; K of them within
 //! T seconds roll the channel back to the previous component by itself.
 
+pub mod signature;
 mod slot;
 
 pub use slot::{ComponentInfo, CoreSlot, CoreState, rfc3339};
@@ -40,6 +41,9 @@ pub struct CoreSettings {
     pub recent_envelopes: usize,
     /// How many previous components a channel remembers (for rollback).
     pub history: usize,
+    /// A component is loaded only with an orderer org admin's signature
+    /// ([`signature`]).
+    pub require_signed: bool,
 }
 
 impl Default for CoreSettings {
@@ -50,6 +54,7 @@ impl Default for CoreSettings {
             fault_window: Duration::from_secs(60),
             recent_envelopes: 1000,
             history: 8,
+            require_signed: false,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! staging folder before deleting it; start empties the staging folder.
 
 use super::{ConsensusError, Joined, Registrar, consensus_of};
-use crate::consensus::{ChannelStatus, ConsensusRelation};
+use crate::consensus::{ChannelStatus, ConsensusRelation, RaftStatus};
 use crate::ledger::Ledger;
 use crate::protoutil::now_unix_nanos;
 use bytes::Bytes;
@@ -103,6 +103,8 @@ pub struct ChannelInfo {
     pub relation: ConsensusRelation,
     pub status: ChannelStatus,
     pub height: u64,
+    /// etcdraft channels being served: this node's Raft ID and the leader.
+    pub raft: Option<RaftStatus>,
 }
 
 impl Registrar {
@@ -282,6 +284,7 @@ impl Registrar {
                 relation: support.relation,
                 status: ChannelStatus::Active,
                 height: support.ledger.height(),
+                raft: support.chain.raft_status(),
             });
         }
         if let Some(onboarding) = self.onboarding.lock().unwrap().get(channel_id) {
@@ -290,6 +293,7 @@ impl Registrar {
                 relation: ConsensusRelation::Consenter,
                 status: ChannelStatus::Onboarding,
                 height: onboarding.height(),
+                raft: None,
             });
         }
         // As Fabric's: a channel being removed keeps its relation, with height 0.
@@ -299,6 +303,7 @@ impl Registrar {
             relation: r.relation,
             status: r.status,
             height: 0,
+            raft: None,
         })
     }
 

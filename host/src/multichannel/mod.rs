@@ -127,6 +127,11 @@ impl Registrar {
         &self.cache
     }
 
+    /// This orderer's MSP (General.LocalMSPID).
+    pub fn local_msp_id(&self) -> &str {
+        self.signer.msp_id()
+    }
+
     pub fn settings(&self) -> &CoreSettings {
         &self.settings
     }

@@ -56,6 +56,7 @@ pub fn router(operations: Operations) -> Router {
     }
     router
         .fallback(crate::fabhttp::not_found)
+        .layer(axum::middleware::from_fn(crate::audit::log_changes))
         .layer(axum::middleware::map_response(crate::fabhttp::request_id))
         .with_state(Arc::new(operations))
 }

@@ -377,6 +377,14 @@ fn is_config(envelope: &[u8]) -> bool {
 }
 
 impl<S: ConsenterSupport> Chain for EtcdRaft<S> {
+    fn raft_status(&self) -> Option<crate::consensus::RaftStatus> {
+        let chain = self.shared.chain.lock().unwrap_or_else(|p| p.into_inner());
+        chain.as_ref().map(|chain| crate::consensus::RaftStatus {
+            id: chain.id(),
+            leader: chain.leader(),
+        })
+    }
+
     fn order(&self, envelope: Bytes, config_seq: u64) -> BoxFuture<'_, Result<(), ChainError>> {
         proposals_received(&self.shared.channel, false);
         self.shared
