@@ -32,10 +32,16 @@ fn client(peer: &PeerInfo) -> String {
     let Some(der) = &peer.cert else {
         return "a client without a TLS certificate".to_string();
     };
-    match x509_cert::Certificate::from_der(der) {
-        Ok(cert) => cert.tbs_certificate.subject.to_string(),
+    match subject(der) {
+        Ok(subject) => subject,
         Err(e) => format!("a client whose certificate does not parse ({e})"),
     }
+}
+
+/// A DER certificate's subject, RFC 4514.
+pub fn subject(der: &[u8]) -> Result<String, der::Error> {
+    let cert = x509_cert::Certificate::from_der(der)?;
+    Ok(cert.tbs_certificate.subject.to_string())
 }
 
 #[cfg(test)]

@@ -216,19 +216,7 @@ async fn still_serves(orderer: &Orderer, user: &orderer::identity::Signer) {
         [Status::Success as i32],
         "{responses:?}"
     );
-    let request = seek_envelope(
-        user,
-        CH,
-        Some(specified(number)),
-        Some(specified(u64::MAX)),
-        SeekBehavior::BlockUntilReady,
-    );
-    let mut client = orderer.client().await;
-    let mut call = client
-        .deliver(tokio_stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut call = deliver_from(orderer, user, number, u64::MAX).await;
     let found = async {
         while let Some(response) = call.message().await.unwrap() {
             if let Some(deliver_response::Type::Block(block)) = response.r#type
@@ -242,6 +230,25 @@ async fn still_serves(orderer: &Orderer, user: &orderer::identity::Signer) {
     let within = Duration::from_secs(20);
     let not_found = "the envelope is in no block 20 s after its SUCCESS";
     tokio::time::timeout(within, found).await.expect(not_found);
+}
+
+/// A Deliver stream of blocks `start..=stop`, read by the caller.
+async fn deliver_from(
+    orderer: &Orderer,
+    user: &orderer::identity::Signer,
+    start: u64,
+    stop: u64,
+) -> tonic::Streaming<DeliverResponse> {
+    let request = seek_envelope(
+        user,
+        CH,
+        Some(specified(start)),
+        Some(specified(stop)),
+        SeekBehavior::BlockUntilReady,
+    );
+    let mut client = orderer.client().await;
+    let call = client.deliver(tokio_stream::iter([request])).await;
+    call.unwrap().into_inner()
 }
 
 /// The ledger's height, from /metrics (the newest block may be too large to Deliver).
@@ -281,19 +288,7 @@ async fn deliver_error(
     user: &orderer::identity::Signer,
     number: u64,
 ) -> tonic::Status {
-    let request = seek_envelope(
-        user,
-        CH,
-        Some(specified(number)),
-        Some(specified(number)),
-        SeekBehavior::BlockUntilReady,
-    );
-    let mut client = orderer.client().await;
-    let mut call = client
-        .deliver(tokio_stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut call = deliver_from(orderer, user, number, number).await;
     match call.message().await {
         Err(e) => e,
         Ok(Some(DeliverResponse {

@@ -24,21 +24,7 @@ fn cached_artifacts(data_dir: &std::path::Path) -> Vec<String> {
 }
 
 fn fixture_with_core(data_dir: &std::path::Path, core: &str) -> Orderer {
-    let msp = fixture_msp(ORDERER0_MSP);
-    let genesis = fabric().join("blocks/mychannel-etcdraft-genesis.block");
-    Orderer::spawn(
-        data_dir,
-        &[
-            "--msp-dir",
-            msp.to_str().unwrap(),
-            "--msp-id",
-            "OrdererMSP",
-            "--genesis-block",
-            genesis.to_str().unwrap(),
-            "--core",
-            core,
-        ],
-    )
+    Orderer::fixture_on(data_dir, &fixture_msp(ORDERER0_MSP), &["--core", core], &[])
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -251,19 +237,7 @@ fn native_core_and_a_core_file_exclude_each_other() {
 async fn signed_components_are_required_when_asked_for() {
     let dir = tempfile::tempdir().unwrap();
     let msp = fixture_msp(ORDERER0_MSP);
-    let genesis = fabric().join("blocks/mychannel-etcdraft-genesis.block");
-    let orderer = Orderer::spawn(
-        dir.path(),
-        &[
-            "--msp-dir",
-            msp.to_str().unwrap(),
-            "--msp-id",
-            "OrdererMSP",
-            "--genesis-block",
-            genesis.to_str().unwrap(),
-            "--require-signed-components",
-        ],
-    );
+    let orderer = Orderer::fixture_on(dir.path(), &msp, &["--require-signed-components"], &[]);
     let policy = test_components::MAX_TX_SIZE;
     let sign = |msp: &str, id: &str, output: &std::path::Path| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_orderer"))

@@ -46,21 +46,8 @@ pub fn tls_env() -> Vec<(&'static str, String)> {
 
 /// orderer0 on the fixture `mychannel`, with `env`.
 fn fixture_with(dir: &Path, env: &[(&str, String)]) -> Orderer {
-    let msp = fixture_msp(ORDERER0_MSP);
-    let genesis = fabric().join("blocks/mychannel-etcdraft-genesis.block");
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Orderer::spawn_with_env(
-        dir,
-        &[
-            "--msp-dir",
-            msp.to_str().unwrap(),
-            "--msp-id",
-            "OrdererMSP",
-            "--genesis-block",
-            genesis.to_str().unwrap(),
-        ],
-        &env,
-    )
+    Orderer::fixture_on(dir, &fixture_msp(ORDERER0_MSP), &[], &env)
 }
 
 /// Trusts orderer0's TLS CA; presents `identity` (certificate, key) if given.
@@ -592,7 +579,6 @@ async fn private_keys_open_to_others_are_warned_about_at_start() {
         for file in [&key, &keystore_key] {
             std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).unwrap();
         }
-        let genesis = fabric().join("blocks/mychannel-etcdraft-genesis.block");
         let env = [
             ("ORDERER_GENERAL_TLS_ENABLED", "true"),
             (
@@ -601,15 +587,7 @@ async fn private_keys_open_to_others_are_warned_about_at_start() {
             ),
             ("ORDERER_GENERAL_TLS_PRIVATEKEY", key.to_str().unwrap()),
         ];
-        let extra = [
-            "--msp-dir",
-            msp.to_str().unwrap(),
-            "--msp-id",
-            "OrdererMSP",
-            "--genesis-block",
-            genesis.to_str().unwrap(),
-        ];
-        Orderer::spawn_with_env(&dir.path().join(data), &extra, &env)
+        Orderer::fixture_on(&dir.path().join(data), &msp, &[], &env)
     };
     let open = start(0o644, "open");
     let log = open.log();

@@ -84,11 +84,7 @@ fn signer_name(creator: &[u8]) -> String {
     };
     let subject = der::pem::decode_vec(&identity.id_bytes)
         .ok()
-        .and_then(|(_, der)| {
-            use der::Decode;
-            x509_cert::Certificate::from_der(&der).ok()
-        })
-        .map(|cert| cert.tbs_certificate.subject.to_string())
+        .and_then(|(_, der)| crate::audit::subject(&der).ok())
         .unwrap_or_default();
     format!("{} {subject}", identity.mspid)
 }

@@ -171,19 +171,28 @@ impl Orderer {
 
     /// Booted as Fabric's orderer0 on the fixture `mychannel` (etcdraft, one consenter).
     pub fn fixture(data_dir: &Path) -> Orderer {
-        let msp = fixture_msp(ORDERER0_MSP);
+        Orderer::fixture_on(data_dir, &fixture_msp(ORDERER0_MSP), &[], &[])
+    }
+
+    /// [`Orderer::fixture`] with orderer0's MSP folder at `msp`, more flags and
+    /// environment variables.
+    pub fn fixture_on(
+        data_dir: &Path,
+        msp: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Orderer {
         let genesis = fabric().join("blocks/mychannel-etcdraft-genesis.block");
-        Orderer::spawn(
-            data_dir,
-            &[
-                "--msp-dir",
-                msp.to_str().unwrap(),
-                "--msp-id",
-                "OrdererMSP",
-                "--genesis-block",
-                genesis.to_str().unwrap(),
-            ],
-        )
+        let mut flags = vec![
+            "--msp-dir",
+            msp.to_str().unwrap(),
+            "--msp-id",
+            "OrdererMSP",
+            "--genesis-block",
+            genesis.to_str().unwrap(),
+        ];
+        flags.extend(extra);
+        Orderer::spawn_with_env(data_dir, &flags, env)
     }
 
     pub fn pid(&self) -> u32 {
