@@ -5,7 +5,9 @@
 //! certificates against it). Envelopes broadcast to every node are ordered once; every
 //! node holds the same chain (headers and data, compared block by block over
 //! Deliver); the leader, whichever it is, is killed with SIGKILL, the survivors order
-//! on, and the killed node, restarted, catches up. Skipped when `FABRIC_REF` is unset.
+//! on, and the killed node, restarted, catches up. A consenter change that would
+//! cost the quorum is refused by a follower of the other kind, which knows the nodes
+//! alive only from the leader's `ClusterMetadata`. Skipped when `FABRIC_REF` is unset.
 
 use crate::common::*;
 use crate::raft::{
@@ -186,9 +188,11 @@ struct Cluster {
 impl Cluster {
     fn start(reference: PathBuf, kinds: &[Kind], snapshots: bool) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let (ca, nodes) = make_nodes(dir.path(), kinds.len());
+        // One spare node, with a certificate of the same CA, to add by config update.
+        let (ca, nodes) = make_nodes(dir.path(), kinds.len() + 1);
         let genesis = dir.path().join("genesis.block");
-        std::fs::write(&genesis, self::genesis(&nodes, &ca, snapshots)).unwrap();
+        let consenters = &nodes[..kinds.len()];
+        std::fs::write(&genesis, self::genesis(consenters, &ca, snapshots)).unwrap();
         let members = kinds
             .iter()
             .enumerate()
@@ -502,4 +506,109 @@ async fn ours_catches_up_from_a_fabric_leaders_snapshot_by_pulling_from_fabric()
 #[tokio::test(flavor = "multi_thread")]
 async fn fabric_catches_up_from_our_leaders_snapshot_by_pulling_from_ours() {
     snapshot_scenario(&[Kind::Fabric, Kind::Ours, Kind::Ours], 0).await;
+}
+
+/// Makes a node of `kind` the leader: kills other leaders and restarts them.
+async fn lead_by(cluster: &mut Cluster, kind: Kind) -> usize {
+    for _ in 0..6 {
+        let leader = cluster.leader().await;
+        if cluster.members[leader].kind == kind {
+            return leader;
+        }
+        cluster.members[leader].orderer.as_mut().unwrap().kill();
+        cluster.members[leader].orderer = None;
+        cluster.leader().await;
+        cluster.launch(leader, false);
+    }
+    panic!("no {kind:?} leader after six elections");
+}
+
+/// With a `leader_kind` leader, one follower of the other kind and the third node
+/// killed, adding a consenter is refused by that follower as Fabric words it, counting
+/// the two alive the leader told it of (with no word from the leader it would count
+/// none); with the third node back, the same change is accepted and ordered everywhere.
+async fn quorum_scenario(kinds: &[Kind], leader_kind: Kind) {
+    use crate::raft_membership::{consenter, update_consenters, wait_config_block};
+    use fabric_protos::common::{Block, Status};
+    let Some(reference) = std::env::var_os("FABRIC_REF") else {
+        println!("skipped: FABRIC_REF is not set");
+        return;
+    };
+    let mut cluster = Cluster::start(PathBuf::from(reference), kinds, false);
+    send_until_ordered(cluster.members[0].orderer.as_ref().unwrap(), 1).await;
+    let leader = lead_by(&mut cluster, leader_kind).await;
+    let follower = (0..kinds.len())
+        .find(|i| cluster.members[*i].kind != leader_kind)
+        .unwrap();
+    let cut = 3 - leader - follower;
+    cluster.members[cut].orderer.as_mut().unwrap().kill();
+    cluster.members[cut].orderer = None;
+    let genesis = Block::decode(std::fs::read(&cluster.genesis).unwrap().as_slice()).unwrap();
+    let spare = consenter(&cluster.nodes[kinds.len()]);
+    let add = |c: &mut Vec<_>| c.push(spare.clone());
+
+    // The leader's next quorum check (ElectionTick 10 x 100 ms) finds the node gone,
+    // four ticks later it tells the followers.
+    let lost = "2 out of 3 nodes are alive, configuration will result in quorum loss";
+    let deadline = Instant::now() + WAIT;
+    let info = loop {
+        let orderer = cluster.members[follower].orderer.as_ref().unwrap();
+        let (status, info) = update_consenters(orderer, &genesis, add).await;
+        assert_ne!(status, Status::Success as i32, "added without a quorum");
+        if info.contains(lost) {
+            break info;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: {info}",
+            cluster.name(follower)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    println!(
+        "{} killed; {} under {} refused the change: {info}",
+        cluster.name(cut),
+        cluster.name(follower),
+        cluster.name(leader)
+    );
+
+    cluster.launch(cut, false);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let orderer = cluster.members[follower].orderer.as_ref().unwrap();
+        let (status, info) = update_consenters(orderer, &genesis, add).await;
+        if status == Status::Success as i32 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: {info}",
+            cluster.name(follower)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut height = 0;
+    for orderer in cluster.running() {
+        let block = wait_config_block(orderer, 0).await;
+        let metadata = raft_metadata(&block);
+        assert_eq!(metadata.consenter_ids, vec![1, 2, 3, 4], "{}", orderer.addr);
+        height = height.max(block.header.unwrap().number + 1);
+    }
+    same_chain(&cluster.running(), height - 1).await;
+    println!(
+        "{} restarted; the fourth consenter was added through {}: config block {} identical on all three",
+        cluster.name(cut),
+        cluster.name(follower),
+        height - 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fabric_follower_refuses_a_quorum_losing_change_by_our_leaders_count() {
+    quorum_scenario(&[Kind::Fabric, Kind::Ours, Kind::Fabric], Kind::Ours).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn our_follower_refuses_a_quorum_losing_change_by_a_fabric_leaders_count() {
+    quorum_scenario(&[Kind::Ours, Kind::Fabric, Kind::Ours], Kind::Fabric).await;
 }

@@ -19,6 +19,7 @@ use super::block::{entry_block, entry_data, header_hash, raft_metadata};
 use super::logger::logger;
 use super::membership::{self, Consenters};
 use super::storage::Log;
+use super::tracker::Tracker;
 use super::wal::{Restored, Wal};
 use super::wire::{decode_conf_change, encode_conf_change};
 use crate::component::{CoreBlock, CoreComponent, FaultSink};
@@ -131,8 +132,7 @@ pub struct RaftChain<S> {
     /// are pulled from other orderers; entries committed meanwhile wait in `backlog`.
     catch_up: Option<u64>,
     backlog: Vec<Entry>,
-    /// Active nodes counted by the leader, and for how many ticks in a row.
-    active: (usize, usize),
+    tracker: Tracker,
     /// The leader was found to know more of our log than we hold (said once).
     log_lost: bool,
     consenters: Consenters,
@@ -368,7 +368,7 @@ impl<S: ConsenterSupport> RaftChain<S> {
             snapshot_due: None,
             catch_up,
             backlog: Vec::new(),
-            active: (0, 0),
+            tracker: Tracker::default(),
             log_lost: false,
             consenters: options.consenters,
             conf_change: None,
@@ -411,34 +411,49 @@ impl<S: ConsenterSupport> RaftChain<S> {
         }
     }
 
-    /// Fabric's active-node tracker: the leader counts itself and the followers it
-    /// heard from lately (raft's RecentActive, read before the tick resets it), once
-    /// the count held for three ticks; no leader, no active nodes.
+    /// The active-node tracker's tick (`tracker`), with raft's RecentActive read
+    /// before the tick resets it.
     fn track_active(&mut self) {
         let gauge = metrics()
             .active_nodes
             .with_label_values(&[self.cutter.support().channel_id()]);
         if self.leader == NO_LEADER {
-            self.active = (0, 0);
+            self.tracker.leaderless();
             gauge.set(0.0);
             return;
         }
         if self.role != StateRole::Leader {
             return;
         }
-        let prs = self.node.raft.prs();
-        let active = 1 + prs
+        let recent = self
+            .node
+            .raft
+            .prs()
             .iter()
-            .filter(|(id, progress)| **id != self.id && progress.recent_active)
-            .count();
-        let (last, held) = &mut self.active;
-        if active != *last {
-            (*last, *held) = (active, 0);
-        } else if *held < 3 {
-            *held += 1;
-        } else {
-            gauge.set(active as f64);
+            .filter(|(_, progress)| progress.recent_active)
+            .map(|(id, _)| *id);
+        if let Some(count) = self.tracker.check(self.id, recent) {
+            gauge.set(count as f64);
         }
+    }
+
+    /// The `ClusterMetadata` to send with the next message to `to` (empty mostly).
+    pub fn cluster_metadata_for(&mut self, to: u64) -> Bytes {
+        self.tracker.metadata_for(to)
+    }
+
+    /// `ClusterMetadata` that came with a message from `sender`: taken from the
+    /// leader, ignored from anyone else.
+    pub fn learn_active(&mut self, sender: u64, metadata: &[u8]) -> Result<(), String> {
+        if metadata.is_empty() || sender != self.leader {
+            return Ok(());
+        }
+        let count = self.tracker.learn(metadata)?;
+        metrics()
+            .active_nodes
+            .with_label_values(&[self.cutter.support().channel_id()])
+            .set(count as f64);
+        Ok(())
     }
 
     /// raft-rs drops a ConfChange proposed while another is unapplied (it becomes
@@ -480,12 +495,22 @@ impl<S: ConsenterSupport> RaftChain<S> {
     }
 
     /// Fabric's ValidateConsensusMetadata for a CONFIG envelope about to be ordered:
-    /// at most one consenter added, removed or rotated.
+    /// at most one consenter added, removed or rotated, and not at the cost of the
+    /// quorum with the nodes alive now.
     pub fn check_config(&self, envelope: &[u8]) -> Result<(), String> {
         let Some(new) = etcdraft_consenters(envelope)? else {
             return Ok(());
         };
-        membership::compute(&self.metadata, &self.consenters, &new).map(|_| ())
+        let changes = membership::compute(&self.metadata, &self.consenters, &new)?;
+        let active = self.tracker.active();
+        if changes.unacceptable_quorum_loss(active) {
+            return Err(format!(
+                "{} out of {} nodes are alive, configuration will result in quorum loss",
+                active.len(),
+                self.consenters.len()
+            ));
+        }
+        Ok(())
     }
 
     /// A Raft message from a peer.

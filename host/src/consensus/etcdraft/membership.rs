@@ -31,6 +31,23 @@ impl Changes {
     pub fn changed(&self) -> bool {
         self.added + self.removed > 0
     }
+
+    /// Fabric's `UnacceptableQuorumLoss`: whether, with the nodes `active` alive, the
+    /// change leaves fewer alive than the new cluster's quorum where more could be
+    /// started to avoid it (growing a cluster of one or two always loses it for a while).
+    pub fn unacceptable_quorum_loss(&self, active: &[u64]) -> bool {
+        let fault_tolerant = self.consenters.len() > 2;
+        let quorum = self.consenters.len() / 2 + 1;
+        let alive_but = |gone: u64| active.iter().filter(|id| **id != gone).count();
+        match (&self.conf_change, self.rotated) {
+            (Some(change), _) if change.get_change_type() == ConfChangeType::AddNode => {
+                fault_tolerant && active.len() < quorum
+            }
+            (_, Some(rotated)) => fault_tolerant && alive_but(rotated) < quorum,
+            (Some(change), _) => alive_but(change.node_id) < quorum,
+            (None, None) => false,
+        }
+    }
 }
 
 /// The consenters of a config, with the IDs `metadata` lists in the same order.
@@ -243,6 +260,56 @@ mod tests {
             error,
             "update of more than one consenter at a time is not supported, requested changes: add 0 node(s), remove 2 node(s)"
         );
+    }
+
+    #[test]
+    fn a_change_that_would_cost_the_quorum_with_the_nodes_alive_is_found() {
+        let (metadata, old) = start();
+        let four = [
+            consenter("a"),
+            consenter("b"),
+            consenter("c"),
+            consenter("d"),
+        ];
+        let add = compute(&metadata, &old, &four).unwrap();
+        assert!(
+            add.unacceptable_quorum_loss(&[1, 2]),
+            "4 nodes need 3 alive"
+        );
+        assert!(!add.unacceptable_quorum_loss(&[1, 2, 3]));
+
+        let remove = compute(&metadata, &old, &[consenter("a"), consenter("c")]).unwrap();
+        assert!(
+            remove.unacceptable_quorum_loss(&[1, 2]),
+            "2 nodes need both alive"
+        );
+        assert!(
+            !remove.unacceptable_quorum_loss(&[1, 3]),
+            "the removed node need not be"
+        );
+        let remove_dead = compute(&metadata, &old, &[consenter("a"), consenter("b")]).unwrap();
+        assert!(!remove_dead.unacceptable_quorum_loss(&[1, 2]));
+
+        let mut renewed = consenter("b");
+        renewed.client_tls_cert = Bytes::from_static(b"client b, renewed");
+        let rotate = compute(&metadata, &old, &[consenter("a"), renewed, consenter("c")]).unwrap();
+        assert!(
+            rotate.unacceptable_quorum_loss(&[1, 2]),
+            "the rotated node restarts"
+        );
+        assert!(!rotate.unacceptable_quorum_loss(&[1, 2, 3]));
+
+        // Growing one node to two loses the quorum whatever is alive: not refused.
+        let one = BlockMetadata {
+            consenter_ids: vec![1],
+            next_consenter_id: 2,
+            raft_index: 3,
+        };
+        let single = consenters(&[consenter("a")], &one).unwrap();
+        let grow = compute(&one, &single, &[consenter("a"), consenter("b")]).unwrap();
+        assert!(!grow.unacceptable_quorum_loss(&[]));
+        let none = compute(&metadata, &old, &four[..3]).unwrap();
+        assert!(!none.unacceptable_quorum_loss(&[]));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! messages in the bytes Fabric's etcd-based orderers send and expect), the chain's
 //! logic as a state machine (`chain`, tested in a simulated cluster), the chain on the
 //! network (`node`) and its making from a channel's config (`consenter`), the WAL and
-//! snapshots (`wal`, `storage`). Not yet: membership changes and followers.
+//! snapshots (`wal`, `storage`), consenter changes (`membership`) and the nodes known
+//! alive (`tracker`). Not yet: followers.
 
 mod block;
 pub mod chain;
@@ -11,6 +12,7 @@ mod logger;
 pub mod membership;
 pub mod node;
 mod storage;
+mod tracker;
 pub mod wal;
 pub mod wire;
 

@@ -146,7 +146,7 @@ impl<S: ConsenterSupport> Shared<S> {
                         payload: Some(Payload::ConsensusRequest(ConsensusRequest {
                             channel: self.channel.clone(),
                             payload: encode_message(&message).into(),
-                            metadata: Bytes::new(),
+                            metadata: chain.cluster_metadata_for(message.to),
                         })),
                     };
                     let to = message.to;
@@ -337,8 +337,13 @@ impl<S: ConsenterSupport> Handler for Shared<S> {
                 message.from
             ));
         }
-        self.step(|chain, _| chain.step(message))
-            .map_err(|e| e.to_string())
+        // The leader's list of active nodes rides along; an unreadable one fails
+        // this request, not the chain.
+        self.step(|chain, _| {
+            chain.step(message)?;
+            Ok(chain.learn_active(sender, &request.metadata))
+        })
+        .map_err(|e| e.to_string())?
     }
 
     fn on_submit(&self, _: u64, request: SubmitRequest) -> BoxFuture<'_, Result<(), String>> {
